@@ -1,0 +1,1 @@
+"""Benchmarks: hot paths measured beside the reference implementation in the same run."""
