@@ -360,31 +360,28 @@ class DigestClient:
         return out
 
     def authorize(self, request: SipRequest, response: SipResponse) -> SipRequest:
-        """A copy of ``request`` ready to send again as a new transaction (RFC 3261 §22.2).
+        """A copy of ``request`` to send again as a new transaction (RFC 3261 §22.2, §8.1.3.5).
 
-        The copy has CSeq + 1 (same method), a fresh branch in its top Via (when it has one) and
-        credentials for each challenged realm; credentials for other realms are kept.
+        The copy has CSeq + 1 (same method), credentials for each challenged realm (credentials
+        for other realms are kept) and no top Via: the one our transport layer added belongs to
+        the old transaction, and :meth:`SipStack.send_request` adds a fresh one.
         """
         pairs = self.credentials_for(request, response)
         new = request.copy()
         h = new.headers
-        realms = {str(parse_auth(v).get("realm")) for _, v in pairs}
+        realms = {_realm_of(v) for _, v in pairs}
         for name in ("Authorization", "Proxy-Authorization"):
             keep = [v for v in h.get_all(name) if _realm_of(v) not in realms]
-            h.remove(name)
-            for v in keep:
-                h.add(name, v)
+            if h.remove(name):
+                for v in keep:
+                    h.add(name, v)
         for name, value in pairs:
             h.add(name, value)
         cseq = request.cseq
         if cseq.seq >= 0xFFFFFFFF:
             raise LocalProtocolError("CSeq would overflow")
         h.set("CSeq", f"{cseq.seq + 1} {cseq.method}")
-        if "via" in h:
-            via = new.top_via
-            via.set_param("branch", "z9hG4bK" + self._rng(8).hex())
-            h.remove_first("via")
-            h.add_first("Via", str(via))
+        h.remove_first("via")
         return new
 
     def reuse_credentials(self, method: str, uri: str, *, body: bytes = b"") -> list[tuple[str, str]]:

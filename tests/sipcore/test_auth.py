@@ -136,12 +136,18 @@ def test_baresip_register_is_reproduced_byte_for_byte() -> None:
     captured = load("baresip_register_auth.udp.sip")
     assert isinstance(initial, SipRequest) and isinstance(challenge, SipResponse) and isinstance(captured, SipRequest)
     cnonce = bytes.fromhex(dict(parse_auth(captured.headers.get("authorization") or "").params)["cnonce"])
-    client = DigestClient("carol", "secret", rng=scripted_rng(cnonce, bytes.fromhex("36a0387f347fcdec")))
+    client = DigestClient("carol", "secret", rng=scripted_rng(cnonce))
     retry = client.authorize(initial, challenge)
     assert retry.headers.get("Authorization") == captured.headers.get("Authorization")
     assert retry.cseq.seq == captured.cseq.seq == initial.cseq.seq + 1
-    assert retry.top_via.branch == captured.top_via.branch == "z9hG4bK36a0387f347fcdec"
     assert retry.call_id == initial.call_id and retry.from_.tag == initial.from_.tag
+    # the old transaction's Via is gone (the stack adds a fresh one); with baresip's, the bytes match
+    assert "Via" not in retry.headers
+    retry.headers.add_first("Via", captured.headers.get("Via") or "")
+    auth = retry.headers.get("Authorization") or ""
+    retry.headers.remove("Authorization")
+    retry.headers.insert(3, "Authorization", auth)  # baresip's header order
+    assert bytes(retry) == (VECTORS / "baresip_register_auth.udp.sip").read_bytes()
 
 
 @pytest.mark.parametrize(("request_file", "user"), [("baresip_register_auth.udp.sip", "carol"),
@@ -172,7 +178,7 @@ def test_jssip_style_challenge_is_answered_with_a_new_transaction() -> None:
     ha1 = compute_ha1("MD5", "webrtc1", "lab.local", "secret")
     assert p["response"] == digest_response("MD5", ha1, "REGISTER", "sip:lab.local", p["nonce"], qop="auth",
                                             nc="00000001", cnonce=p["cnonce"])
-    assert retry.top_via.branch != initial.top_via.branch
+    assert "Via" not in retry.headers and retry.cseq.seq == load("jssip_register_auth.ws.sip").cseq.seq == 2
     assert bytes(initial) == (VECTORS / "jssip_register_initial.ws.sip").read_bytes()  # original untouched
 
 
