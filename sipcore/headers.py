@@ -173,6 +173,15 @@ class Headers:
                 del self._keys[j], self._names[j], self._values[j], self._raw[j]
         self._touch()
 
+    def value_at(self, index: int) -> str:
+        return self._values[index]
+
+    def replace_at(self, index: int, value: str) -> None:
+        """Replace the value of the field at ``index`` (its name is kept)."""
+        self._values[index] = value
+        self._raw[index] = None
+        self._touch()
+
     def copy(self) -> Headers:
         h = Headers._from_parsed(list(self._keys), list(self._names), list(self._values), list(self._raw))
         return h
