@@ -7,7 +7,14 @@ import random
 import numpy as np
 import pytest
 
-from rtpcore.media_session import DtmfReceived, MediaConfig, MediaConnected, MediaFlowing, MediaSession, MediaState
+from rtpcore.media_session import (
+    DtmfReceived,
+    MediaConfig,
+    MediaConnected,
+    MediaFlowing,
+    MediaSession,
+    MediaState,
+)
 
 A = ("10.0.0.1", 4000)
 B = ("10.0.0.2", 5000)
