@@ -22,12 +22,19 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from .alerts import BadCertificate, DecryptError, FingerprintMismatch, HandshakeFailure, InvalidFingerprint
+from .alerts import (
+    BadCertificate,
+    DecryptError,
+    FingerprintMismatch,
+    HandshakeFailure,
+    InvalidFingerprint,
+    UnsupportedCertificate,
+)
 from .constants import SignatureScheme
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -86,7 +93,7 @@ def load_der_certificate(der: bytes) -> x509.Certificate:
     """Parse a peer's DER certificate; anything unparsable is a ``bad_certificate``."""
     try:
         return x509.load_der_x509_certificate(der)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         raise BadCertificate(f"undecodable certificate: {exc}") from None
 
 
@@ -224,13 +231,15 @@ def verify_signature(public_key: object, scheme: int, data: bytes, signature: by
             raise BadCertificate(f"unsupported certificate key type {type(public_key).__name__}")
     except InvalidSignature:
         raise DecryptError(f"{known.name} signature does not verify") from None
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise DecryptError(f"{known.name} signature is malformed: {exc}") from None
 
 
 def certificate_public_key(cert: x509.Certificate) -> PublicKey:
     try:
         key = cert.public_key()
+    except UnsupportedAlgorithm as exc:
+        raise UnsupportedCertificate(f"certificate key algorithm not supported: {exc}") from None
     except (ValueError, TypeError) as exc:
         raise BadCertificate(f"certificate public key cannot be loaded: {exc}") from None
     if not isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):

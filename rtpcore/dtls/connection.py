@@ -136,6 +136,7 @@ from .record import AeadCipher, EpochReader, EpochWriter, Record, parse_records
 
 Role = Literal["client", "server"]
 _LOG = logging.getLogger("rtpcore.dtls")
+_LOG.addHandler(logging.NullHandler())  # the application decides where records go
 _MIN_MTU = 128
 _MIN_FRAGMENT = 32
 
