@@ -17,9 +17,11 @@ from rtpcore.dtls.alerts import (
     HandshakeFailure,
     IllegalParameter,
     InvalidFingerprint,
+    UnsupportedCertificate,
 )
 from rtpcore.dtls.certificate import (
     certificate_der,
+    certificate_public_key,
     choose_signature_scheme,
     fingerprint,
     generate_certificate,
@@ -144,3 +146,17 @@ def test_key_share_rejects_unknown_group_and_zero_x25519() -> None:
     with pytest.raises(IllegalParameter):
         KeyShare(NamedGroup.x25519).exchange(b"\x00" * 32)  # low-order point -> all-zero secret
     assert hashes.SHA256().digest_size == 32
+
+
+def test_odd_certificates_map_to_typed_alerts() -> None:
+    # regressions found by fuzz/fuzz_dtls.py: the X.509 parser's own exceptions must not leak
+    der = certificate_der(generate_certificate(now=NOW, rng=counter_rng())[0])
+    p256 = bytes.fromhex("06082a8648ce3d030107")
+    assert p256 in der
+    odd_curve = der.replace(p256, bytes.fromhex("06082a8648ce3f030107"))  # 1.2.840.10047.3.1.7
+    with pytest.raises(UnsupportedCertificate):
+        certificate_public_key(load_der_certificate(odd_curve))
+    v3 = bytes.fromhex("a003020102")
+    assert v3 in der
+    with pytest.raises(BadCertificate):
+        load_der_certificate(der.replace(v3, bytes.fromhex("a003020103"), 1))
