@@ -150,7 +150,7 @@ class AioSipEndpoint:
             log.warning("%s", exc)
             for tx in list(self._client_txs.values()):
                 if tx.context == target:
-                    self.stack.transport_error(tx)
+                    self.stack.transport_error(tx, self.now())
             self._drive()
 
     def _dispatch(self, event: Any) -> None:

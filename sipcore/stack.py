@@ -35,10 +35,13 @@ from .message import SipMessage, SipRequest, SipResponse, make_response, parse_m
 from .timers import SipTimers
 from .transaction import (
     ClientTransaction,
-    ResponseReceived as TxResponseReceived,
     ServerTransaction,
     TransactionLayer,
     TransactionTimeout,
+    TransportFailed,
+)
+from .transaction import (
+    ResponseReceived as TxResponseReceived,
 )
 
 __all__ = [
@@ -154,8 +157,10 @@ class SipStack:
     def send_cancel(self, invite_tx: ClientTransaction, now: float) -> ClientTransaction:
         """CANCEL a pending INVITE (RFC 3261 §9.1): same branch, same target."""
         cancel = invite_tx.cancel_request()
-        return self.transactions.client(cancel, now=now, reliable=invite_tx.context.reliable,
-                                        context=invite_tx.context)
+        target = invite_tx.context
+        if not isinstance(target, Target):
+            raise LocalProtocolError("the INVITE was not sent by this stack")
+        return self.transactions.client(cancel, now=now, reliable=target.reliable, context=target)
 
     def send_ack(self, ack: SipRequest, target: Target) -> None:
         """ACK for a 2xx: end to end, no transaction, a new branch (RFC 3261 §13.2.2.4)."""
@@ -197,7 +202,7 @@ class SipStack:
         port = via.rport or (source.port if via.has_param("rport") else (via.port or 5060))
         if via.maddr:
             host = via.maddr
-        return Target(source.transport, host.strip("[]"), port, source.flow)
+        return Target(source.transport, host.strip("[]"), port)
 
     # -- incoming -----------------------------------------------------------------------------
     def receive(self, data: bytes, source: Target, now: float) -> None:
@@ -286,8 +291,14 @@ class SipStack:
                 if isinstance(tx, ClientTransaction):
                     resp = make_response(tx.request, 408, "Request Timeout (no response)")
                     self._events.append(ResponseReceived(response=resp, transaction=tx, synthetic=True))
+            elif isinstance(event, TransportFailed):
+                tx = event.transaction
+                if isinstance(tx, ClientTransaction):
+                    resp = make_response(tx.request, 503, "Service Unavailable (transport error)")
+                    self._events.append(ResponseReceived(response=resp, transaction=tx, synthetic=True))
         for message, context in self.transactions.messages_to_send():
-            self._out.append((bytes(message), context))
+            if isinstance(context, Target):
+                self._out.append((bytes(message), context))
 
     def events(self) -> list[StackEvent]:
         self._pump()
@@ -299,11 +310,9 @@ class SipStack:
         out, self._out = self._out, []
         return out
 
-    def transport_error(self, transaction: ClientTransaction) -> None:
-        """The transport could not send the transaction's request: report 503 (§8.1.3.1)."""
-        resp = make_response(transaction.request, 503, "Service Unavailable (transport error)")
-        self._events.append(ResponseReceived(response=resp, transaction=transaction, synthetic=True))
-        transaction.terminate()
+    def transport_error(self, transaction: ClientTransaction, now: float) -> None:
+        """The transport could not send the transaction's request: the TU sees a 503 (§8.1.3.1)."""
+        transaction.transport_error(now)
 
     def next_deadline(self) -> float | None:
         return self.transactions.next_deadline()
