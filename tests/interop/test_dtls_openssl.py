@@ -117,12 +117,14 @@ def check_keys(done: HandshakeCompleted, output: str, *, we_are_client: bool) ->
     assert done.srtp_profile is not None and len(theirs) == done.srtp_profile.keying_material_length
 
 
-@pytest.mark.parametrize("profile,server_key,mtu", [
-    (SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80, "ec", 1200),
-    (SrtpProfile.SRTP_AEAD_AES_128_GCM, "rsa", 1200),
-    (SrtpProfile.SRTP_AEAD_AES_256_GCM, "ec", 300),
+@pytest.mark.parametrize("profile,server_key,mtu,cipher", [
+    (SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80, "ec", 1200, "ECDHE-ECDSA-AES128-GCM-SHA256"),
+    (SrtpProfile.SRTP_AEAD_AES_128_GCM, "rsa", 1200, "ECDHE-RSA-AES128-GCM-SHA256"),
+    (SrtpProfile.SRTP_AEAD_AES_256_GCM, "ec", 300, "ECDHE-ECDSA-AES256-GCM-SHA384"),
+    (SrtpProfile.SRTP_AES128_CM_HMAC_SHA1_80, "rsa", 1200, "ECDHE-RSA-AES256-GCM-SHA384"),
 ])
-def test_our_client_against_openssl_s_server(tmp_path: Path, profile: SrtpProfile, server_key: str, mtu: int) -> None:
+def test_our_client_against_openssl_s_server(tmp_path: Path, profile: SrtpProfile, server_key: str, mtu: int,
+                                             cipher: str) -> None:
     require("openssl")
     s_cert, s_key = rsa_certificate() if server_key == "rsa" else generate_certificate(now=time.time())
     cert_path, key_path = write_pem(tmp_path, "server", s_cert, s_key)
@@ -130,7 +132,8 @@ def test_our_client_against_openssl_s_server(tmp_path: Path, profile: SrtpProfil
     port = free_udp_port()
     cmd = ["openssl", "s_server", "-dtls1_2", "-4", "-accept", str(port), "-cert", str(cert_path),
            "-key", str(key_path), "-use_srtp", OPENSSL_PROFILE[profile], "-keymatexport", "EXTRACTOR-dtls_srtp",
-           "-keymatexportlen", str(profile.keying_material_length), "-verify", "1", "-naccept", "1"]
+           "-keymatexportlen", str(profile.keying_material_length), "-verify", "1", "-naccept", "1",
+           "-cipher", cipher]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -159,6 +162,7 @@ def test_our_client_against_openssl_s_server(tmp_path: Path, profile: SrtpProfil
     assert f"SRTP Extension negotiated, profile={OPENSSL_PROFILE[profile]}" in output
     assert "hello from rtpcore client" in output
     assert "Client certificate" in output  # s_server saw (and printed) our certificate
+    assert f"CIPHER is {cipher}" in output
 
 
 @pytest.mark.parametrize("profile,mtu,cookie", [
