@@ -965,10 +965,9 @@ class TransactionLayer:
     def match_response(self, response: SipResponse) -> ClientTransaction | None:
         """§17.1.3: the top Via branch and the CSeq method name the client transaction."""
         branch = response.top_via.branch
-        method = response.cseq.method
-        if branch is None or method == "ACK":
+        if branch is None:
             return None
-        return self._clients.get((branch, method))
+        return self._clients.get((branch, response.cseq.method))  # no client key has method ACK
 
     def match_request(self, request: SipRequest) -> ServerTransaction | None:
         """§17.2.3: the server transaction a request (a retransmission or an ACK) belongs to."""
@@ -990,8 +989,7 @@ class TransactionLayer:
 
     def find_invite_for_cancel(self, cancel: SipRequest) -> ServerTransaction | None:
         """§9.2: the INVITE server transaction a CANCEL refers to (§17.2.3 rules, method INVITE)."""
-        tx = self._servers.get(_server_key(cancel, "INVITE"))
-        return tx if tx is not None and tx.kind is TxKind.IST else None
+        return self._servers.get(_server_key(cancel, "INVITE"))
 
     # -- timers and output ----------------------------------------------------------------
     def next_deadline(self) -> float | None:
