@@ -280,7 +280,7 @@ class DtlsConnection:
         self._retransmissions = 0
         self._flight_started = 0.0
         self._peer_retransmitted = False
-        self._last_final_resend = float("-inf")
+        self._last_resend = float("-inf")
 
     # ------------------------------------------------------------------ public API
     def start(self, now: float) -> None:
@@ -310,11 +310,23 @@ class DtlsConnection:
         except DtlsAlert as exc:
             self._fail(exc)
             raise
-        if self._peer_retransmitted and self.state is State.CONNECTED and self._final_flight is not None:
-            if now - self._last_final_resend >= self._timers.initial / 2:
-                self._last_final_resend = now
-                self._log.debug("peer repeated its last flight: resending flight %d", self._final_flight.number)
-                self._out.extend(self._encode_flight(self._final_flight))
+        if self._peer_retransmitted:
+            self._answer_peer_retransmission(now)
+
+    def _answer_peer_retransmission(self, now: float) -> None:
+        """RFC 6347 §4.2.4: the peer repeating its previous flight means ours was lost; resend it
+        at once (rate-limited to one resend per half initial timeout, so duplicates cannot storm)."""
+        if self.state is State.CONNECTED and self._final_flight is not None:
+            flight = self._final_flight
+        elif self._flight is not None and self.state is not State.CONNECTED:
+            flight = self._flight
+        else:
+            return
+        if now - self._last_resend < self._timers.initial / 2:
+            return
+        self._last_resend = now
+        self._log.debug("peer repeated its flight: resending flight %d", flight.number)
+        self._out.extend(self._encode_flight(flight))
 
     def datagrams_to_send(self) -> list[bytes]:
         out, self._out = self._out, []
@@ -345,6 +357,7 @@ class DtlsConnection:
         self._timeout = min(self._timeout * 2, self._timers.maximum)
         self._log.debug("timer expired: retransmission %d of flight %d", self._retransmissions, self._flight.number)
         self._out.extend(self._encode_flight(self._flight))
+        self._last_resend = now
         self._deadline = now + self._timeout
 
     def set_remote_fingerprint(self, value: str | Sequence[str]) -> None:
@@ -884,6 +897,7 @@ class DtlsConnection:
         self._retransmissions = 0
         self._timeout = self._timers.initial
         self._flight_started = now
+        self._last_resend = now
         self._deadline = now + self._timeout if flight.timer else None
         self._log.debug("sent flight %d: %s", flight.number, flight.name)
 

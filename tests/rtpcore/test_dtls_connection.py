@@ -536,3 +536,31 @@ def test_garbage_and_dtls13_records_are_dropped() -> None:
     pump(client, server)
     check_keys(completed(client), completed(server))
     assert client.dropped_records == 3  # the held epoch-1 garbage failed authentication
+
+
+def test_repeated_peer_flight_triggers_immediate_resend_rate_limited() -> None:
+    # RFC 6347 §4.2.4: a peer repeating its flight means ours was lost
+    client, server = pair(server_kw={"cookie_exchange": False})
+    client.start(0.0)
+    (ch,) = client.datagrams_to_send()
+    server.receive(ch, 0.0)
+    flight4 = server.datagrams_to_send()
+    server.receive(ch, 0.1)  # too soon after sending flight 4: no resend yet
+    assert server.datagrams_to_send() == []
+    client.handle_timeout(1.0)
+    (ch_again,) = client.datagrams_to_send()
+    server.receive(ch_again, 1.0)  # the client's retransmission: resend flight 4 now, not at t=2
+    resent = server.datagrams_to_send()
+    assert [parse_records(d)[0].fragment for d in resent] == [parse_records(d)[0].fragment for d in flight4]
+    assert server.next_deadline() == pytest.approx(1.0)  # the timer itself is unchanged
+    for d in resent:
+        client.receive(d, 1.05)
+    assert client.state is State.WAIT_FINISHED
+    flight5 = client.datagrams_to_send()
+    for d in flight4:  # a late duplicate of flight 4: the client resends flight 5
+        client.receive(d, 1.7)
+    assert len(client.datagrams_to_send()) == len(flight5)
+    for d in flight5:
+        server.receive(d, 1.8)
+    pump(client, server, 1.8)
+    check_keys(completed(client), completed(server))
