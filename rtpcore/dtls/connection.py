@@ -46,7 +46,6 @@ import hmac
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 from cryptography import x509
@@ -82,7 +81,6 @@ from .certificate import (
 from .constants import (
     DEFAULT_CIPHER_SUITES,
     DEFAULT_SRTP_PROFILES,
-    HANDSHAKE_HEADER_SIZE,
     MAX_COOKIE,
     MAX_PLAINTEXT,
     RANDOM_SIZE,
@@ -103,6 +101,7 @@ from .constants import (
     SrtpProfile,
 )
 from .events import AlertReceived, ApplicationDataReceived, ConnectionClosed, DtlsEvent, HandshakeCompleted
+from .flight import Flight, FlightItem, pack_flight
 from .fragment import ReassembledMessage, Reassembler, handshake_header, parse_fragments
 from .keyexchange import KeyShare
 from .keylog import client_random_line
@@ -138,7 +137,6 @@ Role = Literal["client", "server"]
 _LOG = logging.getLogger("rtpcore.dtls")
 _LOG.addHandler(logging.NullHandler())  # the application decides where records go
 _MIN_MTU = 128
-_MIN_FRAGMENT = 32
 
 
 class State(enum.Enum):
@@ -155,29 +153,6 @@ class State(enum.Enum):
     CONNECTED = "CONNECTED"
     CLOSED = "CLOSED"
     FAILED = "FAILED"
-
-
-@dataclass(frozen=True, slots=True)
-class _Item:
-    """One message of a flight: a handshake message (encoded once) or a ChangeCipherSpec."""
-
-    content_type: ContentType
-    epoch: int
-    msg_type: int = 0
-    message_seq: int = 0
-    body: bytes = b""
-    name: str = ""
-
-
-@dataclass(slots=True)
-class _Flight:
-    number: int
-    items: list[_Item]
-    timer: bool
-
-    @property
-    def name(self) -> str:
-        return ", ".join(i.name for i in self.items)
 
 
 class DtlsConnection:
@@ -273,8 +248,8 @@ class DtlsConnection:
         self._fingerprint_verified = False
         self._held_app_data: list[bytes] = []
         # retransmission
-        self._flight: _Flight | None = None
-        self._final_flight: _Flight | None = None
+        self._flight: Flight | None = None
+        self._final_flight: Flight | None = None
         self._deadline: float | None = None
         self._timeout = self._timers.initial
         self._retransmissions = 0
@@ -587,7 +562,7 @@ class DtlsConnection:
         self._transcript.clear()  # RFC 6347 §4.2.6: the cookie-less hello is not hashed
         item = self._handshake_item(hello.msg_type, hello.serialize(), 0, "ClientHello" + (" with cookie" if self._cookie else ""))
         self._set_state(State.WAIT_SERVER_HELLO)
-        self._send_flight(_Flight(3 if self._cookie else 1, [item], timer=True), now)
+        self._send_flight(Flight(3 if self._cookie else 1, [item], timer=True), now)
 
     def _on_hello_verify_request(self, hvr: HelloVerifyRequest, now: float) -> None:
         if not hvr.cookie or len(hvr.cookie) > MAX_COOKIE:
@@ -652,7 +627,7 @@ class DtlsConnection:
 
     def _send_client_finished_flight(self, now: float) -> None:
         assert self._key_share is not None and self._suite is not None  # set by the messages before
-        items: list[_Item] = []
+        items: list[FlightItem] = []
         if self._cert_request is not None:
             cert = Certificate((self._certificate_der,))
             items.append(self._handshake_item(cert.msg_type, cert.serialize(), 0, "Certificate"))
@@ -664,10 +639,10 @@ class DtlsConnection:
             scheme = choose_signature_scheme(self._key, self._cert_request.signature_algorithms)
             cv = CertificateVerify(scheme, sign(self._key, scheme, bytes(self._transcript)))
             items.append(self._handshake_item(cv.msg_type, cv.serialize(), 0, "CertificateVerify"))
-        items.append(_Item(ContentType.CHANGE_CIPHER_SPEC, 0, name="ChangeCipherSpec"))
+        items.append(FlightItem(ContentType.CHANGE_CIPHER_SPEC, 0, name="ChangeCipherSpec"))
         items.append(self._finished_item(client=True))
         self._set_state(State.WAIT_FINISHED)
-        self._send_flight(_Flight(5, items, timer=True), now)
+        self._send_flight(Flight(5, items, timer=True), now)
 
     # ------------------------------------------------------------------ server side
     def _cookie_for(self, hello: ClientHello) -> bytes:
@@ -764,7 +739,7 @@ class DtlsConnection:
             items.append(self._handshake_item(creq.msg_type, creq.serialize(), 0, "CertificateRequest"))
         items.append(self._handshake_item(HandshakeType.SERVER_HELLO_DONE, b"", 0, "ServerHelloDone"))
         self._set_state(State.WAIT_CLIENT_CERTIFICATE if self._require_client_cert else State.WAIT_CLIENT_KEY_EXCHANGE)
-        self._send_flight(_Flight(4, items, timer=True), now)
+        self._send_flight(Flight(4, items, timer=True), now)
 
     def _on_client_key_exchange(self, cke: ClientKeyExchange, msg: ReassembledMessage, now: float) -> None:
         assert self._key_share is not None  # set by _negotiate
@@ -824,7 +799,7 @@ class DtlsConnection:
         self._writers[1] = EpochWriter(1, mine)
         self._pending_reader = EpochReader(1, theirs)
 
-    def _finished_item(self, *, client: bool) -> _Item:
+    def _finished_item(self, *, client: bool) -> FlightItem:
         assert self._suite is not None
         hash_type = SUITE_PARAMS[self._suite].prf_hash
         verify = finished_verify_data(
@@ -846,7 +821,7 @@ class DtlsConnection:
         if self.is_client:
             self._stop_timer()
         else:
-            final = _Flight(6, [_Item(ContentType.CHANGE_CIPHER_SPEC, 0, name="ChangeCipherSpec"),
+            final = Flight(6, [FlightItem(ContentType.CHANGE_CIPHER_SPEC, 0, name="ChangeCipherSpec"),
                                 self._finished_item(client=False)], timer=False)
             self._send_flight(final, now)
             self._final_flight = final
@@ -880,16 +855,16 @@ class DtlsConnection:
         self._events.extend(ApplicationDataReceived(data=d) for d in held)
 
     # ------------------------------------------------------------------ output
-    def _handshake_item(self, msg_type: int, body: bytes, epoch: int, name: str) -> _Item:
+    def _handshake_item(self, msg_type: int, body: bytes, epoch: int, name: str) -> FlightItem:
         seq = self._send_seq
         self._send_seq += 1
         self._transcript += handshake_header(msg_type, len(body), seq, 0, len(body)) + body
-        return _Item(ContentType.HANDSHAKE, epoch, msg_type, seq, body, name)
+        return FlightItem(ContentType.HANDSHAKE, epoch, msg_type, seq, body, name)
 
     def _add_transcript(self, msg: ReassembledMessage) -> None:
         self._transcript += msg.transcript_bytes()
 
-    def _send_flight(self, flight: _Flight, now: float) -> None:
+    def _send_flight(self, flight: Flight, now: float) -> None:
         self._out.extend(self._encode_flight(flight))
         if any(i.epoch == 1 for i in flight.items):
             self._write_epoch = 1
@@ -901,35 +876,8 @@ class DtlsConnection:
         self._deadline = now + self._timeout if flight.timer else None
         self._log.debug("sent flight %d: %s", flight.number, flight.name)
 
-    def _encode_flight(self, flight: _Flight) -> list[bytes]:
-        """Records for a flight, fragmented and packed into datagrams of at most ``mtu``."""
-        datagrams: list[bytes] = []
-        cur = bytearray()
-        for item in flight.items:
-            writer = self._writers[item.epoch]
-            version = self._record_version
-            if item.content_type == ContentType.CHANGE_CIPHER_SPEC:
-                if len(cur) + writer.overhead + 1 > self.mtu:
-                    datagrams.append(bytes(cur))
-                    cur.clear()
-                cur += writer.encode(ContentType.CHANGE_CIPHER_SPEC, version, b"\x01")
-                continue
-            body, total, offset = item.body, len(item.body), 0
-            while True:
-                room = self.mtu - len(cur) - writer.overhead - HANDSHAKE_HEADER_SIZE
-                if cur and (room <= 0 or (room < total - offset and room < _MIN_FRAGMENT)):
-                    datagrams.append(bytes(cur))
-                    cur.clear()
-                    continue
-                take = min(total - offset, room)
-                frag = handshake_header(item.msg_type, total, item.message_seq, offset, take) + body[offset : offset + take]
-                cur += writer.encode(ContentType.HANDSHAKE, version, frag)
-                offset += take
-                if offset >= total:
-                    break
-        if cur:
-            datagrams.append(bytes(cur))
-        return datagrams
+    def _encode_flight(self, flight: Flight) -> list[bytes]:
+        return pack_flight(flight, self._writers, self._record_version, self.mtu)
 
     def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
         writer = self._writers[self._write_epoch]
