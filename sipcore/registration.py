@@ -443,8 +443,9 @@ class RegistrationClient:
         except SipParseError:
             contacts = []
         mine = next((c for c in contacts if self._is_our_contact(c)), None)
-        if mine is not None and mine.expires is not None:
-            return mine.expires, tuple(str(c) for c in contacts)
+        granted = _expires_param(mine) if mine is not None else None
+        if granted is not None:
+            return granted, tuple(str(c) for c in contacts)
         try:
             header = response.expires
         except SipParseError:
@@ -493,6 +494,16 @@ class RegistrationClient:
         unregister, all_bindings = self._deferred
         self._deferred = None
         self._send(now, unregister=unregister, all_bindings=all_bindings)
+
+
+def _expires_param(contact: NameAddr) -> int | None:
+    value = contact.param("expires")
+    if value is None:
+        return None
+    try:
+        return parse_bounded_int(value, "contact")
+    except SipParseError:
+        return None
 
 
 def _same_uri(a: Uri, b: Uri) -> bool:

@@ -433,3 +433,43 @@ def test_nonce_is_hmac_signed_and_opaque_to_tampering() -> None:
     assert server._nonce_time("not base64 !!") is None
     assert server._nonce_time("A" * 43) is None
     assert DigestServer("other.realm", rng=counter_rng(24))._nonce_time(nonce) is None
+
+
+# -- hostile input: only typed outcomes --------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_AUTH_TEXT = st.one_of(
+    st.text(max_size=120),
+    st.builds(lambda k, v: f'Digest realm="example.com", {k}={v}',
+              st.sampled_from(["nonce", "nc", "qop", "algorithm", "uri", "response", "cnonce", "username", "stale"]),
+              st.text(alphabet="0123456789abcdefgAUTH-\"=, ²", max_size=20)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_AUTH_TEXT)
+def test_hostile_credentials_give_a_result_never_an_exception(value: str) -> None:
+    server = DigestServer("example.com", rng=counter_rng(30), algorithms=("SHA-256", "MD5-sess"))
+    bad = register()
+    try:
+        bad.headers.add("Authorization", value)
+    except SipError:
+        return
+    result = server.verify(bad, 1.0, {"alice": "pw"}.get)
+    assert not result.ok
+
+
+@settings(max_examples=300, deadline=None)
+@given(_AUTH_TEXT)
+def test_hostile_challenges_raise_only_authentication_failed(value: str) -> None:
+    req = register()
+    try:
+        resp = make_response(req, 401, to_tag="x", headers=[("WWW-Authenticate", value)])
+    except SipError:
+        return
+    try:
+        pairs = DigestClient("alice", "pw", rng=counter_rng(31)).credentials_for(req, resp)
+    except AuthenticationFailed:
+        return
+    assert [name for name, _ in pairs] == ["Authorization"]

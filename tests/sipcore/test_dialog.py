@@ -492,3 +492,26 @@ def test_rfc2543_peer_without_from_tag() -> None:
     assert bob.remote_tag == "" and bob.id == DialogId(CALL_ID, "314159", "")
     bye = bob.create_request("BYE")
     assert bye.headers.get("to") == "Alice <sip:alice@atlanta.example.com>"
+
+
+# -- hostile input: only typed outcomes --------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["CSeq", "To", "From", "Call-ID", "Contact", "Record-Route"]),
+       st.text(alphabet="<>;:=@\"*, sipabc0123456789tag.²", max_size=40),
+       st.sampled_from(["INVITE", "UPDATE", "INFO", "BYE", "ACK"]))
+def test_hostile_in_dialog_requests_raise_only_remote_protocol_errors(name: str, value: str, method: str) -> None:
+    alice = Dialog.from_uac(req(F4_INVITE_ALICE), resp(F15_200_AT_ALICE))
+    request = _in_dialog_request(method, 50, contact="<sip:bob@h>")
+    request.headers.set(name, value)
+    try:
+        alice.receive_request(request)
+    except RemoteProtocolError:
+        return
+    try:
+        alice.update_from_response(make_response(request, 200, headers=[(name, value)]))
+    except (RemoteProtocolError, LocalProtocolError):
+        return

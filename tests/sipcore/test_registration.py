@@ -446,3 +446,35 @@ def test_configuration_errors() -> None:
         RegistrationPolicy(min_refresh_ratio=0.0)
     with pytest.raises(LocalProtocolError):
         RegistrationPolicy(backoff_base=10.0, backoff_max=5.0)
+
+
+# -- hostile input: only typed outcomes --------------------------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([200, 401, 407, 423, 503, 302]),
+       st.sampled_from(["Contact", "Expires", "Min-Expires", "Retry-After", "Require", "Flow-Timer", "CSeq",
+                        "Call-ID", "WWW-Authenticate", "Proxy-Authenticate"]),
+       st.text(alphabet="<>;:=@\"*, sip0123456789expires.²Digestrealmnonce", max_size=40))
+def test_hostile_responses_never_raise(code: int, name: str, value: str) -> None:
+    client = new_client()
+    client.register(0.0)
+    [request] = client.requests_to_send()
+    response = make_response(request, code, to_tag="x")
+    response.headers.add(name, value)
+    client.receive_response(response, 0.0)
+    for event in client.events():
+        assert isinstance(event, Registered | RegistrationFailed)
+
+
+def test_non_ascii_digits_in_contact_expires_fall_back_to_the_expires_header() -> None:
+    # str.isdigit() accepts "²", int() does not: the granted time must come from a checked parse
+    client = new_client()
+    client.register(0.0)
+    [request] = client.requests_to_send()
+    ok = make_response(request, 200, to_tag="x", headers=[("Contact", f"<{CONTACT}>;expires=²"), ("Expires", "90")])
+    client.receive_response(ok, 0.0)
+    [event] = client.events()
+    assert isinstance(event, Registered) and event.expires == 90
