@@ -45,8 +45,8 @@ import enum
 import hmac
 import logging
 import os
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Callable, MutableMapping, Sequence
+from typing import Any, Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -139,6 +139,13 @@ _LOG.addHandler(logging.NullHandler())  # the application decides where records 
 _MIN_MTU = 128
 
 
+class _PrefixAdapter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes every line with the connection's short id (``dtls-c1a2b``)."""
+
+    def process(self, msg: object, kwargs: MutableMapping[str, Any]) -> tuple[object, MutableMapping[str, Any]]:
+        return f"[{self.extra['dtls'] if self.extra else '?'}] {msg}", kwargs
+
+
 class State(enum.Enum):
     START = "START"
     WAIT_SERVER_HELLO = "WAIT_SERVER_HELLO"
@@ -204,7 +211,7 @@ class DtlsConnection:
         self._require_client_cert = require_client_certificate
         self._cookie_exchange = cookie_exchange
         self._keylog = keylog
-        self._log = logging.LoggerAdapter(_LOG, {"dtls": f"{role[0]}{id(self) & 0xFFFF:04x}"})
+        self._log = _PrefixAdapter(_LOG, {"dtls": f"dtls-{role[0]}{id(self) & 0xFFFF:04x}"})
         self._remote_fingerprints: list[str] | None = None
         if remote_fingerprint is not None:
             self._remote_fingerprints = self._check_fingerprints(remote_fingerprint)
