@@ -19,26 +19,25 @@ sent when that response arrives.
 
 State machine::
 
-                 register()                        2xx, granted expires > 0
-       IDLE ─────────────────────▶ REGISTERING ───────────────────────────────▶ REGISTERED
-        ▲                           │  ▲    │  401/407: same request + credentials     │
-        │                           │  │    │  (at most max_auth_attempts);            │ refresh_at
-        │                           │  │    │  423: again with Min-Expires             │ reached
-        │                           │  │    └──────────────▶ (REGISTERING) ◀───────────┘
-        │                           │  │ retry_at reached (Retry-After or backoff)
-        │             3xx-6xx, auth │  │
-        │             failure, 2xx  ▼  │
-        │             with no    FAILED (retry_at = None: waits for register())
-        │             binding
-        │                    unregister() from any state
-        └──────────────── UNREGISTERING ◀────────────────────────────
-            any final response (401/407 answered first): Unregistered(status)
+                          401/407: again with credentials (bounded)
+                          423: again with Min-Expires
+                               ┌─────┐
+                register()     ▼     │      2xx, our binding granted
+      IDLE ───────────────▶ REGISTERING ─────────────────────────▶ REGISTERED
+                             │     ▲   ▲                               │
+          3xx-6xx, timeout,  │     │   └──── refresh_at reached ───────┘
+          auth failure,      ▼     │ retry_at reached (Retry-After or backoff), or register()
+          no binding        FAILED ┘
+                     (with retry_at None only register() leaves FAILED)
+
+      any state ── unregister() ──▶ UNREGISTERING ── final response ──▶ IDLE
+                                    (401/407 answered first)          event Unregistered(status)
 
 Refresh timing: a binding granted ``expires`` seconds at the time ``t`` the REGISTER was built
 is refreshed at ``t + max(expires * min_refresh_ratio, expires - refresh_margin)``. With the
-defaults (ratio 0.5, margin 32 s) a 600 s binding is refreshed after 568 s, so a refresh whose
-first transaction times out (Timer F = 64*T1 = 32 s) still lands before expiry; bindings of
-64 s or less are refreshed at half-life.
+defaults (ratio 0.5, margin 32 s) a 600 s binding is refreshed after 568 s: the refresh
+transaction ends, even by timing out (Timer F = 64*T1 = 32 s), by the time the binding expires.
+Bindings of 64 s or less are refreshed at half-life.
 
 Failures: Retry-After (any status) is honoured as given. 408, 480, 500, 503, 504 without it are
 transient and retried after the RFC 5626 §4.5 backoff, ``min(1800, 30 * 2**failures)`` seconds
