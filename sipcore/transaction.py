@@ -220,6 +220,8 @@ TRYING_DELAY: Final = 0.2
 
 
 class TxState(enum.Enum):
+    __hash__ = object.__hash__  # members are singletons; skips Enum's Python-level __hash__ on the hot path
+
     CALLING = "Calling"
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
@@ -238,6 +240,8 @@ class TxKind(enum.Enum):
 
 class TxInput(enum.Enum):
     """What a state machine reacts to: responses (received or from the TU), requests, timers."""
+
+    __hash__ = object.__hash__  # as for TxState: transition tables are keyed by (state, input)
 
     PROVISIONAL = "1xx"
     SUCCESS = "2xx"  # INVITE only
@@ -682,8 +686,11 @@ class ClientTransaction(_Transaction):
         super().__init__(request, TxKind.ICT if method == "INVITE" else TxKind.NICT, timers, reliable, context)
         try:
             branch = request.top_via.branch
+            cseq_method = request.cseq.method
         except SipParseError as exc:
-            raise LocalProtocolError(f"request has no usable top Via: {exc}") from exc
+            raise LocalProtocolError(f"request has no usable top Via or CSeq: {exc}") from exc
+        if cseq_method != method:
+            raise LocalProtocolError(f"CSeq method {cseq_method} differs from the request method {method} (§8.1.1.5)")
         if not branch or not branch.startswith(MAGIC_COOKIE):
             raise LocalProtocolError(f"client transactions need a branch starting with {MAGIC_COOKIE} (§8.1.1.7)")
         self.branch = branch

@@ -369,11 +369,16 @@ def test_client_transaction_refuses_bad_requests(make) -> None:  # type: ignore[
         ClientTransaction(make(), now=0.0)
 
 
-def test_client_transaction_needs_a_via() -> None:
+def test_client_transaction_needs_a_via_and_a_matching_cseq() -> None:
     req = request()
     req.headers.remove("via")
     with pytest.raises(LocalProtocolError):
         ClientTransaction(req, now=0.0)
+    for bad in ("1 OPTIONS", "one INVITE"):
+        req = request()
+        req.headers.set("CSeq", bad)
+        with pytest.raises(LocalProtocolError):
+            ClientTransaction(req, now=0.0)
     with pytest.raises(LocalProtocolError):
         ClientTransaction(response(request(), 200), now=0.0)  # type: ignore[arg-type]
 
