@@ -91,3 +91,7 @@ class CodecError(RtpCoreError):
 
 class CodecUnavailableError(ImportError, CodecError):
     """A codec needs a native library that is not installed; the message names the package."""
+
+
+class CodecDecodeError(RemoteProtocolError, CodecError):
+    """A payload from the peer could not be decoded (corrupt or truncated codec frame)."""
