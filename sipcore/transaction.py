@@ -13,74 +13,109 @@ know); :meth:`next_deadline` says when to call :meth:`handle_timeout`.
 
 INVITE client transaction (ICT), RFC 3261 §17.1.1.2, RFC 6026 §7.2::
 
-                     | INVITE from TU: send INVITE, start A (unreliable) and B
-                     v
-    Timer A      +---------+  Timer B: inform TU (timeout)
-    resend,  +---| Calling |--------------------------------------------+
-    A = 2A   +-->+---------+  transport error: inform TU                |
-                  |   |   |  2xx: to TU                                 |
-          1xx: to |   |   +-------------------------------+             |
-               TU v   |                                   v             |
-    1xx    +------------+  2xx: to TU              +----------+  2xx    |
-    to TU  | Proceeding |------------------------->| Accepted |--+ to   |
-    +----->+------------+                          +----------+<-+ TU   |
-    |-------+   |    300-699: send ACK, to TU           |               |
-                |    (also from Calling)                | Timer M       |
-                v                                       v               |
-    300-699 +-----------+  Timer D                +------------+        |
-    resend  | Completed |------------------------>| Terminated |<-------+
-    ACK +---+-----------+                         +------------+
-        +--->
+                         | INVITE from TU: send it; start A (unreliable) and B
+                         v
+    Timer A: resend, +-----------+  Timer B: inform TU (timeout)
+    A = 2 * A   +----|  Calling  |--------------------------------------+
+                +--->+-----------+                                      |
+                       |    |   |  2xx: to TU                           |
+       300-699: send   |    |   +--------------------+                  |
+       ACK, to TU      |    | 1xx: to TU             |                  |
+                       |    v                        v                  |
+                       |  +------------+  2xx:  +----------+  2xx:      |
+                       |  | Proceeding |------->| Accepted |  to TU     |
+                       |  +------------+ to TU  +----------+<----+      |
+                       |    |  ^     |            |    |         |      |
+                       |    +--+     |            |    +---------+      |
+                       |  1xx: to TU | 300-699:   | Timer M             |
+                       |             | send ACK,  |                     |
+                       v             v to TU      v                     |
+                    +-------------------+     +------------+            |
+    300-699:   +--->|     Completed     |---->| Terminated |<-----------+
+    resend ACK +----+-------------------+     +------------+
+                                       Timer D
+
+    (transport error in Calling, Proceeding or Completed: inform TU, -> Terminated)
 
 Non-INVITE client transaction (NICT), RFC 3261 §17.1.2.2::
 
-                     | request from TU: send it, start E (unreliable) and F
-                     v
-    Timer E      +--------+  Timer F or transport error: inform TU
-    resend,  +---| Trying |---------------------------------------------+
-    E=min(2E,T2) +--------+                                              |
-                  |     | 200-699: to TU                                 |
-       1xx: to TU |     +-------------------+                            |
-                  v                         v                            v
-    1xx to TU +------------+ 200-699  +-----------+  Timer K   +------------+
-    Timer E:  | Proceeding |--------->| Completed |----------->| Terminated |
-    resend,   +------------+  to TU   +-----------+            +------------+
-    E = T2        | Timer F or transport error: inform TU           ^
-                  +-------------------------------------------------+
+                         | request from TU: send it; start E (unreliable) and F
+                         v
+    Timer E: resend, +-----------+
+    E = min(2E, T2)+-|  Trying   |--------------------------+
+                   +>+-----------+  200-699: to TU          |
+                       |                                    |
+            1xx: to TU |                                    |
+                       v                                    |
+    1xx: to TU     +------------+                           |
+    Timer E: +-----| Proceeding |                           |
+    resend,  +---->+------------+                           |
+    E = T2             |                                    |
+        200-699: to TU |                                    |
+                       v                                    |
+                    +-----------+<--------------------------+
+                    | Completed |  start K; response retransmissions are absorbed
+                    +-----------+
+                       | Timer K
+                       v
+                    +------------+
+                    | Terminated |
+                    +------------+
+
+    (Timer F in Trying or Proceeding: inform TU (timeout), -> Terminated; transport
+     error in Trying or Proceeding: inform TU, -> Terminated)
 
 INVITE server transaction (IST), RFC 3261 §17.2.1, RFC 6026 §7.1::
 
-                     | INVITE: start the 100 Trying timer (200 ms)
-                     v
-    INVITE: resend +------------+  Trying timer: send 100 Trying
-    last 1xx +-----| Proceeding |  1xx from TU: send it
-             +---->+------------+  transport error: inform TU
-                      |      | 2xx from TU: send it, start L
-      300-699 from TU |      +----------------------------+
-      send, start G,H v                                   v
-    INVITE   +-----------+  Timer H: inform TU   +----------+  INVITE: absorb
-    resend   | Completed |---------------+       | Accepted |  ACK: to TU
-    Timer G  +-----------+               |       +----------+  2xx from TU: send
-    resend,     | ACK: to TU, start I    |             | Timer L
-    G=min(2G,T2)v                        v             v
-             +-----------+  Timer I   +------------+   |
-             | Confirmed |----------->| Terminated |<--+
-             +-----------+            +------------+
+                         | INVITE (the stack passes it to the TU): start the 200 ms Trying timer
+                         v
+    INVITE: resend   +------------+  Trying timer: send 100 Trying
+    last 1xx   +-----| Proceeding |  1xx from TU: send it
+               +---->+------------+
+                       |        | 2xx from TU: send it; start L
+     300-699 from TU:  |        +------------------------------------+
+     send it; start    |                                             |
+     G (unreliable), H v                                             v
+    INVITE: resend +-----------+  Timer H: inform TU       +----------+  INVITE: absorb
+    Timer G:       | Completed |------------------+        | Accepted |  ACK: to TU
+    resend,        +-----------+  (timeout)       |        +----------+  2xx from TU: send it
+    G = min(2G, T2)    |                          |              |
+          ACK: to TU;  |                          |              | Timer L
+          start I      v                          |              |
+                   +-----------+  INVITE, ACK:    |              |
+                   | Confirmed |  absorb          |              |
+                   +-----------+                  |              |
+                       | Timer I                  v              |
+                       |                   +------------+        |
+                       +------------------>| Terminated |<-------+
+                                           +------------+
+
+    (transport error: inform TU, state unchanged, as RFC 6026 Figure 7 draws it)
 
 Non-INVITE server transaction (NIST), RFC 3261 §17.2.2::
 
-                  | request: pass to TU (the stack does that when it creates the transaction)
-                  v
-    request   +--------+ 200-699 from TU: send it, start J
-    absorb +--| Trying |-----------------------------------+
-           +->+--------+                                   |
-                  | 1xx from TU: send it                   v
-                  v                                  +-----------+  Timer J  +------------+
-    request: +------------+ 200-699 from TU: send   | Completed |---------->| Terminated |
-    resend   | Proceeding |------------------------>| request:  |           +------------+
-    1xx: send+------------+                         | resend    |                 ^
-                  | transport error: inform TU       +-----------+                 |
-                  +-----------------------------------------------------------------+
+                         | request (the stack passes it to the TU)
+                         v
+    request:         +-----------+  200-699 from TU: send it
+    absorb     +-----|  Trying   |------------------------------+
+               +---->+-----------+                              |
+                       | 1xx from TU: send it                   |
+                       v                                        |
+    request: resend +------------+                              |
+    1xx from TU: +--| Proceeding |                              |
+    send it      +->+------------+                              |
+                       | 200-699 from TU: send it; start J      |
+                       v                                        |
+    request:        +-----------+<------------------------------+
+    resend     +----| Completed |
+    final      +--->+-----------+
+                       | Timer J
+                       v
+                    +------------+
+                    | Terminated |
+                    +------------+
+
+    (transport error in Proceeding or Completed: inform TU, -> Terminated)
 
 Transition tables (generated from the code tables by :func:`format_transitions`; a test
 keeps them equal). A network input with no row is discarded; a TU input with no row
