@@ -59,6 +59,7 @@ from .rtp.packet import RtpPacket, is_rtcp
 from .rtp.session import ByeReceived, ReportReceived, RtcpScheduler
 from .rtp.stats import ReceiverStats
 from .sdp import offer_answer as oa
+from .sdp.capabilities import ProtoFamily
 from .sdp.attributes import Crypto, Direction, Fingerprint, KeyParams, Setup
 from .sdp.model import SessionDescription
 from .sdp.parse import parse_sdp
@@ -206,18 +207,17 @@ class MediaSession:
         self._marker = True
         self._events: list[MediaEvent] = []
         self._out: list[tuple[bytes, Addr]] = []
+        self._certificate = certificate
+        self._wallclock = wallclock
+        self._cert: Any = None
+        self._key: Any = None
+        self.local_fingerprint = ""
         if self.config.security == "dtls":
-            if certificate is None:
-                certificate = generate_certificate(now=wallclock if wallclock is not None else 1.7e9, rng=rng)
-            self._cert: Any = certificate[0]
-            self._key: Any = certificate[1]
-            self.local_fingerprint = cert_fingerprint(self._cert)
-        else:
-            self._cert, self._key = None, None
-            self.local_fingerprint = ""
-        self._sdes_key = rng(30) if self.config.security == "sdes" else b""
+            self._ensure_certificate()
+        self._sdes_key = rng(30)
         self._local_sdp: SessionDescription | None = None
         self._pending_offer: SessionDescription | None = None
+        self._early: list[tuple[bytes, Addr]] = []
         self._remote_sdp: SessionDescription | None = None
         self.negotiated: oa.NegotiatedMedia | None = None
         self.is_offerer = False
@@ -254,6 +254,16 @@ class MediaSession:
         self._sent_packets = 0
         self._sent_octets = 0
 
+    def _ensure_certificate(self) -> None:
+        """Our DTLS certificate: the one given, else a fresh self-signed P-256 one (made once)."""
+        if self._cert is not None:
+            return
+        if self._certificate is None:
+            now = self._wallclock if self._wallclock is not None else 1.7e9
+            self._certificate = generate_certificate(now=now, rng=self.rng)
+        self._cert, self._key = self._certificate
+        self.local_fingerprint = cert_fingerprint(self._cert)
+
     # -- offer / answer ---------------------------------------------------------------------------
     def _proto(self) -> str:
         return {"dtls": "UDP/TLS/RTP/SAVPF", "sdes": "RTP/SAVP"}.get(self.config.security, "RTP/AVP")
@@ -280,11 +290,12 @@ class MediaSession:
         proto = proto or self._proto()
         family = oa.proto_family(proto)
         dtls = None
-        if family == oa.DTLS:
+        if family == ProtoFamily.DTLS:
+            self._ensure_certificate()
             algo, _, value = self.local_fingerprint.partition(" ")
             dtls = oa.LocalDtls(fingerprints=(Fingerprint(algo, value),), setup=Setup.ACTPASS)
         crypto: tuple[Crypto, ...] = ()
-        if family == oa.SDES:
+        if family == ProtoFamily.SDES:
             crypto = (Crypto(1, "AES_CM_128_HMAC_SHA1_80",
                              (KeyParams(base64.b64encode(self._sdes_key).decode()),)),)
         return oa.LocalMediaCapabilities(
@@ -317,7 +328,7 @@ class MediaSession:
         audio = next((m for m in offer.media if m.kind == "audio" and m.port != 0), None)
         proto = audio.proto if audio is not None else self._proto()
         family = oa.proto_family(proto)
-        if family == oa.PLAIN and self.config.security != "none" and not self.config.accept_insecure:
+        if family == ProtoFamily.PLAIN and self.config.security != "none" and not self.config.accept_insecure:
             raise OfferAnswerError("plain RTP offered but secure media is required")
         caps = self.capabilities(proto=proto if family is not None else None, direction=direction)
         answer = oa.create_answer(offer, caps, previous=self._local_sdp)
@@ -362,9 +373,9 @@ class MediaSession:
                 self._dtmf_tx = DtmfSender(clock_rate=te.clock_rate, ptime_ms=self.config.ptime_ms)
                 self._dtmf_rx = DtmfReceiver(clock_rate=te.clock_rate)
         family = oa.proto_family(nm.proto)
-        if family == oa.DTLS:
+        if family == ProtoFamily.DTLS:
             self._setup_dtls(nm, remote, now)
-        elif family == oa.SDES:
+        elif family == ProtoFamily.SDES:
             self._setup_sdes(local, remote)
         else:
             self.security = "none"
@@ -373,8 +384,11 @@ class MediaSession:
             self.state = MediaState.CONNECTING
             self._started_at = now
             self._connect_deadline = now + self.config.connect_timeout
-            if family != oa.DTLS:
+            if family != ProtoFamily.DTLS:
                 self._connected(now)
+        early, self._early = self._early, []
+        for data, addr in early:
+            self.receive(data, addr, now)
 
     def _setup_sdes(self, local: oa.MediaEndpoint, remote: oa.MediaEndpoint) -> None:
         if local.crypto is None or remote.crypto is None:
@@ -467,7 +481,11 @@ class MediaSession:
 
     def _receive_dtls(self, data: bytes, addr: Addr, now: float) -> None:
         if self._dtls is None:
-            self.discarded += 1
+            # the answerer's ClientHello can overtake the SDP answer: keep a few until negotiated
+            if self.negotiated is None and len(self._early) < 16:
+                self._early.append((data, addr))
+            else:
+                self.discarded += 1
             return
         if self.remote_addr is None or (not self._latched and addr != self.remote_addr):
             self.remote_addr = addr
@@ -482,7 +500,10 @@ class MediaSession:
 
     def _receive_rtp(self, data: bytes, addr: Addr, now: float, *, rtcp: bool) -> None:
         if self.negotiated is None:
-            self.discarded += 1
+            if len(self._early) < 16:
+                self._early.append((data, addr))
+            else:
+                self.discarded += 1
             return
         try:
             if self._srtp_rx is not None:

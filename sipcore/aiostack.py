@@ -86,7 +86,7 @@ class AioSipEndpoint:
     # -- receiving ----------------------------------------------------------------------------
     def _on_bytes(self, data: bytes, flow: Flow) -> None:
         source = Target(flow.transport, flow.remote[0], flow.remote[1], flow)
-        if flow.transport not in self.stack.sent_by:
+        if flow.transport not in self.stack.sent_by and flow.transport not in ("ws", "wss"):
             self.stack.sent_by[flow.transport] = (self.advertise or flow.local[0], flow.local[1])
         self._record("in", data, source)
         self.stack.receive(data, source, self.now())
@@ -202,7 +202,11 @@ class AioSipEndpoint:
                       ) -> tuple[ClientTransaction, asyncio.Future[SipResponse]]:
         """Send ``request``; returns its transaction and a future of the final response."""
         if target.transport not in self.stack.sent_by:
-            self.stack.sent_by[target.transport] = self.transport.local_address(target.transport)
+            if target.transport in ("ws", "wss"):
+                # RFC 7118 §5: a WebSocket client has no reachable address; Via carries a .invalid name
+                self.stack.sent_by[target.transport] = (f"{self.stack.rng(6).hex()}.invalid", 0)
+            else:
+                self.stack.sent_by[target.transport] = self.transport.local_address(target.transport)
         tx = self.stack.send_request(request, target, self.now())
         fut: asyncio.Future[SipResponse] = self.loop.create_future()
         self._pending[id(tx)] = (fut, on_provisional)

@@ -39,6 +39,11 @@ __all__ = [
     "parse_subscription_state",
 ]
 
+
+def _digits(text: str) -> bool:
+    """ASCII digits only (str.isdigit also accepts superscripts and other scripts)."""
+    return text.isascii() and text.isdigit()
+
 _AUTH_PARAM_RE = re.compile(r'\s*([A-Za-z0-9\-.!%*_+`\'~]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,"]+)\s*(?:,|$)', re.DOTALL)
 _UNQUOTED_AUTH = frozenset({"algorithm", "qop", "nc", "stale", "charset", "userhash"})
 
@@ -149,7 +154,7 @@ class SubscriptionState:
     @property
     def expires(self) -> int | None:
         v = get_param(self.params, "expires")
-        return int(v) if v is not None and v.isdigit() else None
+        return int(v) if v is not None and _digits(v) else None
 
     @property
     def reason(self) -> str | None:
@@ -158,7 +163,7 @@ class SubscriptionState:
     @property
     def retry_after(self) -> int | None:
         v = get_param(self.params, "retry-after")
-        return int(v) if v is not None and v.isdigit() else None
+        return int(v) if v is not None and _digits(v) else None
 
     def __str__(self) -> str:
         return self.state + format_header_params(self.params)

@@ -39,6 +39,11 @@ __all__ = [
     "parse_warning",
 ]
 
+
+def _digits(text: str) -> bool:
+    """ASCII digits only (str.isdigit also accepts superscripts and other scripts)."""
+    return text.isascii() and text.isdigit()
+
 Params = list[tuple[str, str | None]]
 MAX_UINT32 = 2**32 - 1
 
@@ -147,7 +152,7 @@ class Via:
     def rport(self) -> int | None:
         """The rport value filled in by the server (RFC 3581), None if absent or empty."""
         v = self.param("rport")
-        return int(v) if v and v.isdigit() else None
+        return int(v) if v and _digits(v) else None
 
     @property
     def maddr(self) -> str | None:
@@ -156,7 +161,7 @@ class Via:
     @property
     def ttl(self) -> int | None:
         v = self.param("ttl")
-        return int(v) if v and v.isdigit() else None
+        return int(v) if v and _digits(v) else None
 
     @property
     def sent_by(self) -> tuple[str, int | None]:
@@ -178,9 +183,9 @@ def parse_via(value: str) -> Via:
     params = parse_header_params(ptext, what="via") if ptext is not None else []
     for k, v in params:
         lk = k.lower()
-        if lk == "ttl" and (v is None or not v.isdigit() or int(v) > 255):
+        if lk == "ttl" and (v is None or not _digits(v) or int(v) > 255):
             raise SipParseError(f"bad Via ttl {v!r}", header="via")
-        if lk == "rport" and v is not None and (not v.isdigit() or int(v) > 65535):
+        if lk == "rport" and v is not None and (not _digits(v) or int(v) > 65535):
             raise SipParseError(f"bad Via rport {v!r}", header="via")
     return Via(transport=transport, host=host, port=port, params=params, protocol=f"{name}/{version}")
 
@@ -218,7 +223,7 @@ class NameAddr:
     @property
     def expires(self) -> int | None:
         v = self.param("expires")
-        return int(v) if v is not None and v.isdigit() else None
+        return int(v) if v is not None and _digits(v) else None
 
     @property
     def q(self) -> float | None:
@@ -337,7 +342,7 @@ class CSeq:
 
 def parse_bounded_int(value: str, header: str, maximum: int = MAX_UINT32) -> int:
     v = value.strip()
-    if not v.isdigit() or not v.isascii():
+    if not _digits(v) or not v.isascii():
         raise SipParseError(f"{header} is not a number: {value!r}", header=header)
     n = int(v)
     if n > maximum:

@@ -142,7 +142,9 @@ class SipStack:
     def via_for(self, transport: str, branch: str | None = None) -> str:
         host, port = self.sent_by.get(transport) or next(iter(self.sent_by.values()))
         hp = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        return f"SIP/2.0/{transport.upper()} {hp}:{port};branch={branch or self.new_branch()};rport"
+        if port:
+            hp = f"{hp}:{port}"
+        return f"SIP/2.0/{transport.upper()} {hp};branch={branch or self.new_branch()};rport"
 
     # -- outgoing ------------------------------------------------------------------------------
     def send_request(self, request: SipRequest, target: Target, now: float) -> ClientTransaction:

@@ -1,3 +1,25 @@
-"""voice_sdk: a browser-SDK-style Device/Call API over sipcore and rtpcore."""
+"""voice_sdk: a browser-SDK-style Device/Call API over sipcore and rtpcore, plus an embedded platform.
 
-from __future__ import annotations
+    from voice_sdk import Device, DeviceOptions
+    device = Device(token, options=DeviceOptions(credentials_url=...))
+    await device.register()
+    call = await device.connect("echo")
+"""
+
+from .call import Call, CallStatus, QualitySample
+from .device import Device
+from .errors import ErrorCode, VoiceSDKError
+from .options import CallOptions, DeviceOptions, IceServer, SipCredentials
+
+__all__ = [
+    "Call",
+    "CallOptions",
+    "CallStatus",
+    "Device",
+    "DeviceOptions",
+    "ErrorCode",
+    "IceServer",
+    "QualitySample",
+    "SipCredentials",
+    "VoiceSDKError",
+]
