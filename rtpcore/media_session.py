@@ -59,8 +59,8 @@ from .rtp.packet import RtpPacket, is_rtcp
 from .rtp.session import ByeReceived, ReportReceived, RtcpScheduler
 from .rtp.stats import ReceiverStats
 from .sdp import offer_answer as oa
-from .sdp.capabilities import ProtoFamily
 from .sdp.attributes import Crypto, Direction, Fingerprint, KeyParams, Setup
+from .sdp.capabilities import ProtoFamily
 from .sdp.model import SessionDescription
 from .sdp.parse import parse_sdp
 from .srtp.context import SrtpSession
@@ -734,10 +734,10 @@ class MediaSession:
         js = self._jitter.stats if self._jitter is not None else None
         delay = js.current_delay_ms if js is not None else 0.0
         rtt_ms = self._rtt * 1000.0 if self._rtt is not None else None
-        one_way = (rtt_ms / 2 if rtt_ms is not None else 0.0) + delay + self.config.ptime_ms
+        network = (rtt_ms / 2 if rtt_ms is not None else 0.0) + self.config.ptime_ms  # packetisation + path
         codec = self._encoder.name if self._encoder is not None else "PCMU"
-        q = estimate_quality(delay_ms=one_way, loss_percent=100 * max(inbound, self._outbound_loss),
-                             jitter_ms=jitter_ms, codec=codec)
+        q = estimate_quality(delay_ms=network, loss_percent=100 * max(inbound, self._outbound_loss),
+                             jitter_ms=jitter_ms, codec=codec, jitter_buffer_ms=delay)
         return MediaStats(
             codec=self._encoder.name if self._encoder is not None else None,
             packets_sent=self.packets_sent, packets_received=self.packets_received,

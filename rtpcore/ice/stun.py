@@ -263,7 +263,7 @@ def _decode_address(value: bytes, tid: bytes, xor: bool) -> Addr:
     return (_unpack_host(family, raw), port)
 
 
-def _encode_address(addr: Addr, tid: bytes, xor: bool) -> bytes:
+def _encode_address(addr: Addr, tid: bytes, xor: bool, reserved: int = 0) -> bytes:
     family, raw = _pack_host(addr[0])
     port = addr[1]
     if not 0 <= port <= 0xFFFF:
@@ -271,7 +271,7 @@ def _encode_address(addr: Addr, tid: bytes, xor: bool) -> bytes:
     if xor:
         port ^= MAGIC_COOKIE >> 16
         raw = _xor(raw, _xor_key(family, tid))
-    return bytes((0, family)) + port.to_bytes(2, "big") + raw
+    return bytes((reserved & 0xFF, family)) + port.to_bytes(2, "big") + raw
 
 
 def _utf8(value: bytes, what: str, limit: int) -> str:
@@ -290,10 +290,13 @@ _A = TypeVar("_A", bound="StunAttribute")
 
 @dataclass(frozen=True, slots=True)
 class StunAttribute:
-    """Base of typed attributes. ``pad`` keeps received padding bytes (empty: zeros when encoding)."""
+    """Base of typed attributes. ``pad`` keeps received padding bytes (empty: zeros when encoding)
+    and ``reserved`` the reserved/RFFU bits of the attributes that have them, so that a received
+    message re-encodes to the same bytes; neither takes part in equality."""
 
     TYPE: ClassVar[int] = -1
     pad: bytes = field(default=b"", kw_only=True, compare=False, repr=False)
+    reserved: int = field(default=0, kw_only=True, compare=False, repr=False)
 
     @property
     def attr_type(self) -> int:
@@ -328,7 +331,7 @@ class _AddressAttribute(StunAttribute):
     XOR: ClassVar[bool] = False
 
     def encode_value(self, tid: bytes) -> bytes:
-        return _encode_address(self.address, tid, self.XOR)
+        return _encode_address(self.address, tid, self.XOR, self.reserved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,7 +468,8 @@ class ErrorCode(StunAttribute):
     def encode_value(self, tid: bytes) -> bytes:
         if not 300 <= self.code <= 699:
             raise LocalProtocolError(f"error code {self.code} out of range")
-        return bytes((0, 0, self.code // 100, self.code % 100)) + self.reason.encode("utf-8")
+        head = (self.reserved & 0xFFFFF8) | (self.code // 100)
+        return head.to_bytes(3, "big") + bytes((self.code % 100,)) + self.reason.encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,7 +566,7 @@ class RequestedTransport(StunAttribute):
     protocol: int = 17
 
     def encode_value(self, tid: bytes) -> bytes:
-        return bytes((self.protocol & 0xFF, 0, 0, 0))
+        return bytes((self.protocol & 0xFF,)) + (self.reserved & 0xFFFFFF).to_bytes(3, "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -573,7 +577,7 @@ class ChannelNumber(StunAttribute):
     number: int
 
     def encode_value(self, tid: bytes) -> bytes:
-        return (self.number & 0xFFFF).to_bytes(2, "big") + b"\x00\x00"
+        return (self.number & 0xFFFF).to_bytes(2, "big") + (self.reserved & 0xFFFF).to_bytes(2, "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,7 +588,7 @@ class RequestedAddressFamily(StunAttribute):
     family: int = 1
 
     def encode_value(self, tid: bytes) -> bytes:
-        return bytes((self.family & 0xFF, 0, 0, 0))
+        return bytes((self.family & 0xFF,)) + (self.reserved & 0xFFFFFF).to_bytes(3, "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,7 +599,7 @@ class EvenPort(StunAttribute):
     reserve: bool = False
 
     def encode_value(self, tid: bytes) -> bytes:
-        return b"\x80" if self.reserve else b"\x00"
+        return bytes(((0x80 if self.reserve else 0) | (self.reserved & 0x7F),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -612,6 +616,18 @@ class ReservationToken(StunAttribute):
 # -- attribute decoders ---------------------------------------------------------------------------
 
 _Decoder = Callable[[bytes, bytes, bytes], StunAttribute]
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _mk(cls: type[_A], name: str, value: object, pad: bytes, reserved: int = 0) -> _A:
+    """Build a frozen attribute without the dataclass __init__ (3x faster; parse hot path)."""
+    obj = _new(cls)
+    if name:
+        _set(obj, name, value)
+    _set(obj, "pad", pad)
+    _set(obj, "reserved", reserved)
+    return obj
 
 
 def _fixed(n: int, what: str, value: bytes) -> None:
@@ -621,20 +637,21 @@ def _fixed(n: int, what: str, value: bytes) -> None:
 
 def _dec_address(cls: type[_AddressAttribute]) -> _Decoder:
     xor = cls.XOR
-    return lambda v, tid, pad: cls(_decode_address(v, tid, xor), pad=pad)
+    return lambda v, tid, pad: _mk(cls, "address", _decode_address(v, tid, xor), pad, v[0])
 
 
 def _dec_text(cls: type[_TextAttribute]) -> _Decoder:
     name, limit = cls.__name__.upper(), cls.LIMIT
-    return lambda v, tid, pad: cls(_utf8(v, name, limit), pad=pad)
+    return lambda v, tid, pad: _mk(cls, "value", _utf8(v, name, limit), pad)
 
 
 def _dec_u32(cls: type[_U32Attribute]) -> _Decoder:
     name = cls.__name__.upper()
 
     def dec(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
-        _fixed(4, name, v)
-        return cls(_U32.unpack(v)[0], pad=pad)
+        if len(v) != 4:
+            _fixed(4, name, v)
+        return _mk(cls, "value", _U32.unpack(v)[0], pad)
 
     return dec
 
@@ -643,8 +660,9 @@ def _dec_flag(cls: type[_FlagAttribute]) -> _Decoder:
     name = cls.__name__.upper()
 
     def dec(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
-        _fixed(0, name, v)
-        return cls(pad=pad)
+        if v:
+            _fixed(0, name, v)
+        return _mk(cls, "", None, pad)
 
     return dec
 
@@ -653,15 +671,17 @@ def _dec_tie(cls: type[_TieBreakerAttribute]) -> _Decoder:
     name = cls.__name__.upper()
 
     def dec(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
-        _fixed(8, name, v)
-        return cls(_U64.unpack(v)[0], pad=pad)
+        if len(v) != 8:
+            _fixed(8, name, v)
+        return _mk(cls, "tie_breaker", _U64.unpack(v)[0], pad)
 
     return dec
 
 
 def _dec_mi(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
-    _fixed(20, "MESSAGE-INTEGRITY", v)
-    return MessageIntegrity(v, pad=pad)
+    if len(v) != 20:
+        _fixed(20, "MESSAGE-INTEGRITY", v)
+    return _mk(MessageIntegrity, "hmac", v, pad)
 
 
 def _dec_mi256(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
@@ -679,9 +699,10 @@ def _dec_error(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
     if len(v) < 4:
         raise StunError("ERROR-CODE too short")
     cls_, num = v[2] & 0x07, v[3]
-    if v[0] or v[1] or v[2] & 0xF8 or not 3 <= cls_ <= 6 or num > 99:
+    if not 3 <= cls_ <= 6 or num > 99:
         raise StunError("ERROR-CODE: bad class/number")
-    return ErrorCode(cls_ * 100 + num, _utf8(v[4:], "ERROR-CODE reason", _MAX_TEXT), pad=pad)
+    reserved = ((v[0] << 16) | (v[1] << 8) | v[2]) & 0xFFFFF8  # RFC 8489 §14.8: ignored
+    return ErrorCode(cls_ * 100 + num, _utf8(v[4:], "ERROR-CODE reason", _MAX_TEXT), pad=pad, reserved=reserved)
 
 
 def _dec_unknown_attrs(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
@@ -691,29 +712,29 @@ def _dec_unknown_attrs(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
 
 
 def _dec_data(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
-    return Data(v, pad=pad)
+    return _mk(Data, "value", v, pad)
 
 
 def _dec_transport(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
     _fixed(4, "REQUESTED-TRANSPORT", v)
-    return RequestedTransport(v[0], pad=pad)
+    return RequestedTransport(v[0], pad=pad, reserved=int.from_bytes(v[1:], "big"))
 
 
 def _dec_channel(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
     _fixed(4, "CHANNEL-NUMBER", v)
-    return ChannelNumber((v[0] << 8) | v[1], pad=pad)
+    return ChannelNumber((v[0] << 8) | v[1], pad=pad, reserved=(v[2] << 8) | v[3])
 
 
 def _dec_family(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
     _fixed(4, "REQUESTED-ADDRESS-FAMILY", v)
     if v[0] not in (1, 2):
         raise StunError(f"REQUESTED-ADDRESS-FAMILY: unknown family {v[0]}")
-    return RequestedAddressFamily(v[0], pad=pad)
+    return RequestedAddressFamily(v[0], pad=pad, reserved=int.from_bytes(v[1:], "big"))
 
 
 def _dec_even_port(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
     _fixed(1, "EVEN-PORT", v)
-    return EvenPort(bool(v[0] & 0x80), pad=pad)
+    return EvenPort(bool(v[0] & 0x80), pad=pad, reserved=v[0] & 0x7F)
 
 
 def _dec_token(v: bytes, tid: bytes, pad: bytes) -> StunAttribute:
@@ -751,6 +772,7 @@ _DECODERS: dict[int, _Decoder] = {
     AttrType.EVEN_PORT: _dec_even_port,
     AttrType.RESERVATION_TOKEN: _dec_token,
 }
+_DECODERS = {int(k): v for k, v in _DECODERS.items()}
 KNOWN_ATTRIBUTE_TYPES = frozenset(_DECODERS)
 _AFTER_INTEGRITY_OK = (MessageIntegritySha256, Fingerprint)
 
@@ -770,11 +792,8 @@ def _split_type(mtype: int) -> tuple[int, int]:
     return method, cls
 
 
-def _method(m: int) -> int:
-    try:
-        return Method(m)
-    except ValueError:
-        return m
+_METHODS: dict[int, int] = {int(m): m for m in Method}
+_CLASSES = tuple(MessageClass)
 
 
 class StunMessage:
@@ -933,7 +952,7 @@ def parse_header(data: bytes) -> tuple[int, MessageClass, bytes]:
     if length & 3 or length != n - HEADER_LENGTH:
         raise StunError(f"STUN length {length} does not match datagram of {n} bytes", error_code=0)
     method, cls = _split_type(mtype)
-    return _method(method), MessageClass(cls), tid
+    return _METHODS.get(method, method), _CLASSES[cls], tid
 
 
 def parse_message(data: bytes) -> StunMessage:
@@ -944,7 +963,8 @@ def parse_message(data: bytes) -> StunMessage:
     module does not know; RFC 8489 §6.3.1 for requests, §6.3.3 for responses).
     MESSAGE-INTEGRITY is checked separately with :meth:`StunMessage.verify_integrity`.
     """
-    data = bytes(data)
+    if type(data) is not bytes:
+        data = bytes(data)
     method, cls, tid = parse_header(data)
     msg = StunMessage.__new__(StunMessage)
     msg.method, msg.message_class, msg.transaction_id = method, cls, tid
@@ -971,8 +991,9 @@ def parse_message(data: bytes) -> StunMessage:
         if dec is None:
             if atype < 0x8000:
                 unknown.append(atype)
-            attrs.append(UnknownAttribute(atype, value, pad=pad))
-        elif atype == AttrType.FINGERPRINT:
+            attrs.append(_mk(UnknownAttribute, "value", value, pad))
+            _set(attrs[-1], "type_code", atype)
+        elif atype == 0x8028:  # FINGERPRINT
             if pend != end:
                 raise StunError("FINGERPRINT is not the last attribute")
             _fixed(4, "FINGERPRINT", value)
@@ -980,11 +1001,11 @@ def parse_message(data: bytes) -> StunMessage:
             covered = data[:2] + (end - HEADER_LENGTH).to_bytes(2, "big") + data[4:pos]
             if crc != zlib.crc32(covered) ^ _FINGERPRINT_XOR:
                 raise StunError("FINGERPRINT mismatch", error_code=0)
-            attrs.append(Fingerprint(crc, pad=pad))
+            attrs.append(_mk(Fingerprint, "crc", crc, pad))
         else:
-            if atype == AttrType.MESSAGE_INTEGRITY and mi is None and mi256 is None:
+            if atype == 0x0008 and mi is None and mi256 is None:  # MESSAGE-INTEGRITY
                 mi = (vstart, vend)
-            elif atype == AttrType.MESSAGE_INTEGRITY_SHA256 and mi256 is None:
+            elif atype == 0x001C and mi256 is None:  # MESSAGE-INTEGRITY-SHA256
                 mi256 = (vstart, vend)
             attrs.append(dec(value, tid, pad))
         pos = pend

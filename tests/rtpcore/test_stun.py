@@ -349,6 +349,7 @@ def _with_attr(atype: int, value: bytes, cls: int = 0x0001) -> bytes:
         (_with_attr(0x0008, b"\x00" * 19), 400),  # MESSAGE-INTEGRITY not 20 bytes
         (_with_attr(0x001C, b"\x00" * 12), 400),  # MESSAGE-INTEGRITY-SHA256 too short
         (_with_attr(0x0009, b"\x00\x00\x02\x00"), 400),  # ERROR-CODE class 2
+        (_with_attr(0x0009, b"\x00\x01"), 400),  # ERROR-CODE too short
         (_with_attr(0x0009, b"\x00\x00\x04\x64"), 400),  # ERROR-CODE number 100
         (_with_attr(0x0024, b"\x00\x00\x01"), 400),  # PRIORITY 3 bytes
         (_with_attr(0x0025, b"\x00"), 400),  # USE-CANDIDATE with a value
@@ -533,3 +534,21 @@ def test_transaction_stop_retransmitting_and_cancel() -> None:
     assert tr2.state is TransactionState.CANCELLED and tr2.next_deadline() is None
     with pytest.raises(LocalProtocolError):
         StunClientTransaction.for_message(StunMessage(Method.BINDING, MessageClass.SUCCESS, TID), ("1.1.1.1", 1), 0)
+
+
+def test_reserved_bits_are_kept_for_byte_exact_reencoding() -> None:
+    # found by fuzz/fuzz_stun.py: RFFU/reserved bits are ignored on receipt but must survive a round trip
+    cases = [
+        _with_attr(0x000C, b"\x55\xe8\x00\x08"),  # CHANNEL-NUMBER with non-zero RFFU
+        _with_attr(0x0019, b"\x11\x01\x02\x03"),  # REQUESTED-TRANSPORT RFFU
+        _with_attr(0x0017, b"\x01\x00\x00\x09"),  # REQUESTED-ADDRESS-FAMILY RFFU
+        _with_attr(0x0018, b"\x81"),  # EVEN-PORT with a reserved bit
+        _with_attr(0x0009, b"\x01\x02\x0c\x01oops"),  # ERROR-CODE reserved bits (class 4, number 1)
+        _with_attr(0x0020, b"\x07\x01\xa1\x47\xe1\x12\xa6\x43"),  # XOR-MAPPED-ADDRESS reserved first byte
+    ]
+    for data in cases:
+        msg = parse_message(data)
+        assert msg.encode() == data
+    assert parse_message(cases[0]).get(ChannelNumber) == ChannelNumber(0x55E8)
+    assert parse_message(cases[4]).error == ErrorCode(401, "oops")
+    assert parse_message(cases[5]).get(XorMappedAddress) == XorMappedAddress(("192.0.2.1", 32853))
