@@ -28,6 +28,7 @@ Events are past-tense facts (frozen dataclasses): :class:`MediaConnected`,
 from __future__ import annotations
 
 import base64
+import contextlib
 import enum
 import os
 from collections.abc import Callable
@@ -52,6 +53,16 @@ from .errors import (
     RtpCoreError,
 )
 from .ice import stun
+from .ice.agent import (
+    ConnectionStateChanged,
+    ConsentLost,
+    GatheringComplete,
+    IceAgent,
+    IceConfig,
+    IceConnectionState,
+    SelectedPairChanged,
+)
+from .ice.turn import TurnServer
 from .jitter import JitterBuffer, JitterConfig
 from .quality import estimate_quality
 from .rtp.demux import PacketKind, classify
@@ -59,6 +70,7 @@ from .rtp.packet import RtpPacket, is_rtcp
 from .rtp.session import ByeReceived, ReportReceived, RtcpScheduler
 from .rtp.stats import ReceiverStats
 from .sdp import offer_answer as oa
+from .sdp.attributes import Candidate as SdpCandidate
 from .sdp.attributes import Crypto, Direction, Fingerprint, KeyParams, Setup
 from .sdp.capabilities import ProtoFamily
 from .sdp.model import SessionDescription
@@ -108,6 +120,14 @@ class MediaConfig:
     jitter: JitterConfig | None = None
     """Jitter buffer tuning (the clock rate is set from the codec)."""
     replay_window: int = 1024
+    ice: bool | None = None
+    """Use ICE (RFC 8445) in offers: None = with DTLS-SRTP (WebRTC style), else as given. An
+    offer that carries ICE credentials is always answered with ICE."""
+    ice_config: IceConfig | None = None
+    stun_servers: tuple[tuple[str, int], ...] = ()
+    """STUN servers for server-reflexive candidates."""
+    turn_servers: tuple[TurnServer, ...] = ()
+    """TURN servers for relayed candidates (RFC 8656)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -253,6 +273,98 @@ class MediaSession:
         self._rtt: float | None = None
         self._sent_packets = 0
         self._sent_octets = 0
+        self._now = now
+        self.ice: IceAgent | None = None
+        self._ice_remote: tuple[str, str] | None = None
+        self._ice_types = ("host", "host")
+        self._dtls_pending_start = False
+        self._gathering_done = False
+        use_ice = self.config.ice if self.config.ice is not None else self.config.security == "dtls"
+        if use_ice:
+            self._start_ice(now)
+
+    # -- ICE ---------------------------------------------------------------------------------------
+    def _start_ice(self, now: float) -> None:
+        self.ice = IceAgent(True, rng=self.rng, config=self.config.ice_config,
+                            stun_servers=list(self.config.stun_servers), turn_servers=list(self.config.turn_servers))
+        self.ice.gather(now, [self.local_address])
+        self._pump_ice(now)
+
+    @property
+    def gathering_complete(self) -> bool:
+        """All candidates are known (offer now, or wait for this up to a bound before offering)."""
+        return self.ice is None or self._gathering_done
+
+    def _local_ice(self) -> oa.LocalIce | None:
+        if self.ice is None:
+            return None
+        cands = tuple(SdpCandidate.parse(c.to_sdp()) for c in self.ice.local_candidates)
+        return oa.LocalIce(ufrag=self.ice.local_ufrag, pwd=self.ice.local_pwd, candidates=cands,
+                           end_of_candidates=self._gathering_done)
+
+    def _pump_ice(self, now: float) -> None:
+        agent = self.ice
+        if agent is None:
+            return
+        for data, dst, _src in agent.datagrams_to_send(now):
+            self._out.append((data, dst))
+        for ev in agent.events():
+            if isinstance(ev, GatheringComplete):
+                self._gathering_done = True
+            elif isinstance(ev, SelectedPairChanged):
+                self.remote_addr = ev.remote.addr
+                self._ice_types = (ev.local.type.value, ev.remote.type.value)
+                if self._dtls_pending_start and self._dtls is not None:
+                    self._dtls_pending_start = False
+                    self._dtls.start(now)
+                    self._flush_dtls()
+                elif self.security != "dtls" and self.state is MediaState.CONNECTING:
+                    self._connected(now)
+            elif isinstance(ev, ConnectionStateChanged):
+                if ev.state is IceConnectionState.FAILED:
+                    self._fail("ice", "ICE failed: no candidate pair worked", None)
+            elif isinstance(ev, ConsentLost):
+                self._fail("ice", f"ICE consent lost ({ev.cause.name.lower()}): the peer stopped answering", None)
+
+    def _apply_remote_ice(self, remote: oa.MediaEndpoint, is_offerer: bool, now: float) -> None:
+        if remote.ice is None:
+            if self.ice is not None:
+                self.ice.close(now)
+                self._pump_ice(now)
+            self.ice = None  # the peer does not do ICE: symmetric RTP to its SDP address
+            return
+        if self.ice is None:
+            self._start_ice(now)
+        agent = self.ice
+        assert agent is not None
+        creds = (remote.ice.ufrag, remote.ice.pwd)
+        if self._ice_remote is not None and creds == self._ice_remote:
+            for c in remote.candidates:  # same generation: only new candidates matter
+                with contextlib.suppress(RtpCoreError):
+                    agent.add_remote_candidate(str(c), now)
+            self._pump_ice(now)
+            return
+        if self._ice_remote is not None and not is_offerer:
+            agent.restart(now)  # the peer restarted ICE: so do we (RFC 8839 §4.4.1.1.1)
+        self._ice_remote = creds
+        agent.controlling = is_offerer or remote.ice.lite
+        agent.set_remote_credentials(remote.ice.ufrag, remote.ice.pwd, ice_lite=remote.ice.lite, now=now)
+        for c in remote.candidates:
+            with contextlib.suppress(RtpCoreError):
+                agent.add_remote_candidate(str(c), now)
+        if remote.end_of_candidates or remote.ice.lite:
+            agent.end_of_remote_candidates(now)
+        self._pump_ice(now)
+
+    def restart_ice(self, now: float) -> None:
+        """New ICE credentials for the next offer (after a network change); media keeps flowing
+        on the old pair until the new checks select one (RFC 8445 §9)."""
+        if self.ice is None:
+            raise LocalProtocolError("ICE is not in use on this session")
+        self._ice_remote = None
+        self._gathering_done = False
+        self.ice.restart(now)
+        self._pump_ice(now)
 
     def _ensure_certificate(self) -> None:
         """Our DTLS certificate: the one given, else a fresh self-signed P-256 one (made once)."""
@@ -302,6 +414,7 @@ class MediaSession:
             codecs=self._codecs(), address=self.local_address[0], port=self.local_address[1], proto=proto,
             dtmf=self.config.dtmf, dtls=dtls, crypto=crypto, direction=direction,
             ptime=self.config.ptime_ms, rtcp_mux=True, ssrc=self.ssrc, cname=self.cname,
+            ice=self._local_ice(),
         )
 
     def create_offer(self, now: float, *, direction: Direction = Direction.SENDRECV) -> bytes:
@@ -330,6 +443,11 @@ class MediaSession:
         family = oa.proto_family(proto)
         if family == ProtoFamily.PLAIN and self.config.security != "none" and not self.config.accept_insecure:
             raise OfferAnswerError("plain RTP offered but secure media is required")
+        if audio is not None and offer.effective_ice(audio) is not None and self.ice is None:
+            self._start_ice(now)
+        elif audio is not None and offer.effective_ice(audio) is None and self.ice is not None:
+            self.ice.close(now)
+            self.ice = None
         caps = self.capabilities(proto=proto if family is not None else None, direction=direction)
         answer = oa.create_answer(offer, caps, previous=self._local_sdp)
         result = oa.negotiate(offer, answer)
@@ -348,9 +466,10 @@ class MediaSession:
         local, remote = nm.local(is_offerer=is_offerer)
         self.sending = nm.sends(is_offerer=is_offerer)
         self.receiving = nm.receives(is_offerer=is_offerer)
-        if remote.address and remote.port and not self._latched:
+        if remote.address and remote.port and not self._latched and (self.ice is None or remote.ice is None):
             if remote.address not in ("0.0.0.0", "::"):
                 self.remote_addr = (remote.address, remote.port)
+        self._apply_remote_ice(remote, is_offerer, now)
         c = nm.codec
         send_pt = nm.send_payload_type(is_offerer=is_offerer)
         recv_pt = c.offerer_pt if is_offerer else c.answerer_pt
@@ -384,7 +503,7 @@ class MediaSession:
             self.state = MediaState.CONNECTING
             self._started_at = now
             self._connect_deadline = now + self.config.connect_timeout
-            if family != ProtoFamily.DTLS:
+            if family != ProtoFamily.DTLS and (self.ice is None or self.ice.selected_pair() is not None):
                 self._connected(now)
         early, self._early = self._early, []
         for data, addr in early:
@@ -411,8 +530,11 @@ class MediaSession:
                                     remote_fingerprint=list(fps), rng=self.rng, keylog=self.keylog)
         self.security = "dtls"
         if client:
-            self._dtls.start(now)
-            self._flush_dtls()
+            if self.ice is not None and self.ice.selected_pair() is None:
+                self._dtls_pending_start = True  # ClientHello once ICE has a path (RFC 8842 §4)
+            else:
+                self._dtls.start(now)
+                self._flush_dtls()
 
     def _flush_dtls(self) -> None:
         if self._dtls is None:
@@ -446,6 +568,10 @@ class MediaSession:
 
     # -- network ---------------------------------------------------------------------------------
     def _send_raw(self, data: bytes) -> None:
+        if self.ice is not None:
+            for d, dst, _src in self.ice.send(data):
+                self._out.append((d, dst))
+            return
         if self.remote_addr is not None:
             self._out.append((data, self.remote_addr))
 
@@ -453,6 +579,13 @@ class MediaSession:
         """A datagram arrived on our media socket from ``addr``."""
         if self.state in (MediaState.CLOSED,):
             return
+        self._now = now
+        if self.ice is not None:
+            app = self.ice.receive(data, addr, self.local_address, now)
+            self._pump_ice(now)
+            if app is None:
+                return
+            data = app
         try:
             kind = classify(data)
         except RtpCoreError:
@@ -487,7 +620,7 @@ class MediaSession:
             else:
                 self.discarded += 1
             return
-        if self.remote_addr is None or (not self._latched and addr != self.remote_addr):
+        if self.ice is None and (self.remote_addr is None or (not self._latched and addr != self.remote_addr)):
             self.remote_addr = addr
             self._latched = True
         try:
@@ -527,7 +660,7 @@ class MediaSession:
                 and addr != self.remote_addr:
             self.discarded += 1
             return
-        if addr != self.remote_addr:
+        if addr != self.remote_addr and self.ice is None:
             self.remote_addr = addr  # symmetric RTP: follow the authenticated source (RFC 4961)
             self._latched = True
         self._last_rx = now
@@ -649,6 +782,10 @@ class MediaSession:
     # -- timers --------------------------------------------------------------------------------------
     def next_deadline(self) -> float | None:
         deadlines = []
+        if self.ice is not None:
+            d = self.ice.next_deadline()
+            if d is not None:
+                deadlines.append(d)
         if self._dtls is not None:
             d = self._dtls.next_deadline()
             if d is not None:
@@ -670,6 +807,10 @@ class MediaSession:
         return min(deadlines) if deadlines else None
 
     def handle_timeout(self, now: float) -> None:
+        self._now = now
+        if self.ice is not None:
+            self.ice.handle_timeout(now)
+            self._pump_ice(now)
         if self._dtls is not None:
             try:
                 self._dtls.handle_timeout(now)
@@ -720,6 +861,9 @@ class MediaSession:
         if self._dtls is not None:
             self._dtls.close()
             self._flush_dtls()
+        if self.ice is not None:
+            self.ice.close(now)
+            self._pump_ice(now)
         self.state = MediaState.CLOSED
 
     # -- statistics ------------------------------------------------------------------------------------
@@ -743,8 +887,9 @@ class MediaSession:
             packets_sent=self.packets_sent, packets_received=self.packets_received,
             bytes_sent=self.bytes_sent, bytes_received=self.bytes_received,
             inbound_loss=inbound, outbound_loss=self._outbound_loss, jitter_ms=jitter_ms, rtt_ms=rtt_ms,
-            playout_delay_ms=delay, mos=q.mos, local_candidate_type="host",
-            remote_candidate_type="host" if not self._latched else "prflx", discarded=self.discarded,
+            playout_delay_ms=delay, mos=q.mos, local_candidate_type=self._ice_types[0],
+            remote_candidate_type=self._ice_types[1] if self.ice is not None else (
+                "prflx" if self._latched else "host"), discarded=self.discarded,
             jitter={k: getattr(js, k) for k in ("target_delay_ms", "late", "lost", "concealed", "duplicates")}
             if js is not None else {},
         )

@@ -165,8 +165,10 @@ async def _demo(args: argparse.Namespace) -> int:
         await call.wait_accepted(15)
         summary["setup_ms"] = (call.setup_time or 0) * 1000
         q = call.quality()
+        ice = (f"ICE {q.local_candidate_type}<->{q.remote_candidate_type}"
+               if q is not None and call.media is not None and call.media.ice is not None else "no ICE")
         say(f"[3/5] echo answered, media flowing after {summary['setup_ms']:.0f} ms "
-            f"({q.selected_codec if q else '?'}, {call.media.security if call.media else '?'})")
+            f"({q.selected_codec if q else '?'}, {call.media.security if call.media else '?'}-SRTP, {ice})")
         last = None
         for second in range(int(args.seconds)):
             await asyncio.sleep(1.0)

@@ -123,3 +123,49 @@ def test_wrong_fingerprint_fails_dtls_with_a_typed_cause() -> None:
         failed = [e for s in (a, b) for e in s.events() if type(e).__name__ == "MediaFailed"]
         now += 0.05
     assert failed and failed[0].cause == "dtls"
+
+
+def test_dtls_calls_use_ice_and_report_candidate_types() -> None:
+    a, b, _, _ = run_call("dtls", seconds=2.0)
+    assert a.ice is not None and b.ice is not None
+    assert a.ice.controlling and not b.ice.controlling
+    assert a.ice.selected_pair() is not None
+    st = a.stats(2.0)
+    assert (st.local_candidate_type, st.remote_candidate_type) == ("host", "host")
+    assert b"a=ice-ufrag" in a.create_offer(2.0)
+
+
+def test_ice_restart_by_reoffer_keeps_media_flowing() -> None:
+    cfg = MediaConfig(security="dtls", codecs=("PCMU",))
+    a = MediaSession(A, now=0, config=cfg, rng=_rng(1))
+    b = MediaSession(B, now=0, config=cfg, rng=_rng(2))
+    a.receive_answer(b.receive_offer(a.create_offer(0), 0), 0)
+    now = 0.0
+
+    def pump(until: float) -> None:
+        nonlocal now
+        while now < until:
+            for src, dst, addr in ((a, b, A), (b, a, B)):
+                for data, _ in src.datagrams_to_send():
+                    dst.receive(data, addr, now)
+                d = src.next_deadline()
+                if d is not None and d <= now:
+                    src.handle_timeout(now)
+            a.send_audio(np.zeros(a.frame_samples, dtype=np.int16), now)
+            b.send_audio(np.zeros(b.frame_samples, dtype=np.int16), now)
+            a.pull_audio(now)
+            b.pull_audio(now)
+            now = round(now + 0.02, 6)
+
+    pump(1.5)
+    assert a.state is MediaState.FLOWING
+    old_ufrag = a.ice.local_ufrag  # type: ignore[union-attr]
+    a.restart_ice(now)
+    offer = a.create_offer(now)
+    answer = b.receive_offer(offer, now)
+    a.receive_answer(answer, now)
+    assert a.ice.local_ufrag != old_ufrag  # type: ignore[union-attr]
+    received = b.packets_received
+    pump(now + 1.5)
+    assert b.packets_received > received + 50
+    assert a.state is MediaState.FLOWING and b.state is MediaState.FLOWING
