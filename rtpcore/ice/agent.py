@@ -41,7 +41,7 @@ import base64
 import enum
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import LocalProtocolError, StunError
@@ -54,11 +54,11 @@ from .candidate import (
 )
 from .checklist import CandidatePair, CheckList, PairState
 from .consent import ConsentFreshness, ConsentState
+from .gathering import Gatherer
 from .stun import (
     ErrorCode,
     IceControlled,
     IceControlling,
-    MappedAddress,
     MessageClass,
     Method,
     Priority,
@@ -75,7 +75,7 @@ from .stun import (
     reason_phrase,
 )
 from .stun_transaction import StunClientTransaction, StunTimers, TransactionState
-from .turn import TurnClient, TurnServer, TurnState
+from .turn import TurnServer
 
 __all__ = [
     "ConnectionStateChanged",
@@ -91,6 +91,13 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+
+class _Prefixed(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Prefixes every line with the agent's short id (its first ufrag)."""
+
+    def process(self, msg: object, kwargs: MutableMapping[str, object]) -> tuple[object, MutableMapping[str, object]]:
+        return f"[ice {self.extra['id'] if self.extra else '?'}] {msg}", kwargs
 
 
 # -- configuration and events ---------------------------------------------------------------------
@@ -191,9 +198,6 @@ IceEvent = LocalCandidate | GatheringComplete | ConnectionStateChanged | Selecte
 
 # -- internal records -----------------------------------------------------------------------------
 
-_ICE_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-
 def _ice_string(rng: Callable[[int], bytes], n: int) -> str:
     """``n`` ice-chars (RFC 8839 §5.4) from the injected rng."""
     return base64.b64encode(rng(n))[:n].decode("ascii")
@@ -228,29 +232,10 @@ class _Check:
 
 
 @dataclass(slots=True, eq=False)
-class _Gather:
-    base: Addr
-    component: int
-    server: Addr
-    local_preference: int
-    gen: _Generation
-    txn: StunClientTransaction | None = None
-
-
-@dataclass(slots=True, eq=False)
 class _Selection:
     pair: CandidatePair
     gen: _Generation
     consent: ConsentFreshness | None
-
-
-@dataclass(slots=True, eq=False)
-class _Relay:
-    client: TurnClient
-    base: Addr
-    component: int
-    local_preference: int
-    announced: set[_Generation] = field(default_factory=set)
 
 
 # -- the agent ------------------------------------------------------------------------------------
@@ -279,17 +264,19 @@ class IceAgent:
         if not 1 <= components <= 256:
             raise LocalProtocolError("components must be 1..256")
         self.components = components
-        self.stun_servers = list(stun_servers)
-        self.turn_servers = list(turn_servers)
+        self._gatherer = Gatherer(
+            rng=rng,
+            stun_servers=stun_servers,
+            turn_servers=turn_servers,
+            timers=cfg.gather_timers,
+            timeout=cfg.gather_timeout,
+            turn_lifetime=cfg.turn_lifetime,
+            local_preference=cfg.local_preference,
+            software=cfg.software,
+        )
         self._gen = self._new_generation(local_ufrag, local_pwd)
         self._old_gens: list[_Generation] = []
-        self._hosts: dict[int, list[Addr]] = {}
-        self._base_component: dict[Addr, int] = {}
-        self._gathers: list[_Gather] = []
-        self._gather_deadline: float | None = None
         self._checks: dict[bytes, _Check] = {}
-        self._relays: dict[Addr, _Relay] = {}  # relayed address -> relay
-        self._turn: list[_Relay] = []
         self._selected: dict[int, _Selection] = {}
         self._first_valid_at: dict[int, float] = {}
         self._nominating: dict[int, CandidatePair] = {}
@@ -305,7 +292,7 @@ class IceAgent:
         self._now = 0.0
         self.dropped = 0
         """Datagrams dropped: malformed, unauthenticated, or data from unknown sources."""
-        self._log = logging.LoggerAdapter(_log, {"agent": self._gen.local_ufrag})
+        self._log = _Prefixed(_log, {"id": self._gen.local_ufrag})
         if cfg.ta <= 0:
             raise LocalProtocolError("Ta must be positive")
 
@@ -355,53 +342,19 @@ class IceAgent:
     def gather(self, now: float, hosts: Sequence[Addr] | Mapping[int, Sequence[Addr]]) -> None:
         """Start gathering from the bound sockets: ``[(ip, port)]`` for component 1, or
         ``{component: [(ip, port), ...]}``. Host candidates are emitted at once; server-reflexive
-        and relayed ones trickle in as servers answer."""
+        and relayed ones trickle in as servers answer (:mod:`.gathering`)."""
         self._now = now
-        mapping = hosts if isinstance(hosts, Mapping) else {1: hosts}
-        for comp, addrs in mapping.items():
-            if not 1 <= comp <= self.components:
-                raise LocalProtocolError(f"component {comp} out of range")
-            for addr in addrs:
-                if addr in self._base_component:
-                    continue
-                self._hosts.setdefault(comp, []).append(addr)
-                self._base_component[addr] = comp
-        self._start_gathering(now)
+        self._gatherer.add_hosts(hosts, self.components)
+        self._gen.gathering_done = False
+        for cand in self._gatherer.start(now):
+            self._add_local(cand)
         self._update(now)
-
-    def _start_gathering(self, now: float) -> None:
-        gen = self._gen
-        gen.gathering_done = False
-        self._gather_deadline = now + self.config.gather_timeout
-        for comp, addrs in sorted(self._hosts.items()):
-            for i, base in enumerate(addrs):
-                pref = max(0, self.config.local_preference - i)
-                host = Candidate(
-                    foundation=candidate_foundation(CandidateType.HOST, base[0]),
-                    component=comp,
-                    priority=candidate_priority(CandidateType.HOST, comp, pref),
-                    host=base[0],
-                    port=base[1],
-                    type=CandidateType.HOST,
-                    base=base,
-                )
-                self._add_local(host)
-                for server in self.stun_servers:
-                    if (":" in server[0]) == (":" in base[0]):
-                        self._gathers.append(_Gather(base, comp, server, pref, gen))
-                for ts in self.turn_servers:
-                    if (":" in ts.address[0]) == (":" in base[0]):
-                        self._start_relay(now, ts, base, comp, pref)
-        for relay in self._turn:
-            if relay.client.state is TurnState.ALLOCATED:
-                self._announce_relay(relay)
-        self._check_gathering_done(now)
 
     def add_local_candidate(self, candidate: Candidate, now: float | None = None) -> None:
         """Add a candidate learned elsewhere (e.g. a port mapping); host/relay ones form pairs."""
         if candidate.base is None:
             raise LocalProtocolError("a local candidate needs its base (the socket it is sent from)")
-        self._base_component.setdefault(candidate.base, candidate.component)
+        self._gatherer.base_component.setdefault(candidate.base, candidate.component)
         self._add_local(candidate)
         self._update(self._now if now is None else now)
 
@@ -416,88 +369,6 @@ class IceAgent:
         if cand.type is not CandidateType.PRFLX:
             self._events.append(LocalCandidate(candidate=cand, ufrag=gen.local_ufrag))
         gen.checklist.add_pairs([cand], gen.remote_candidates, self.controlling)
-
-    def _start_gather_txn(self, job: _Gather, now: float) -> None:
-        req = StunMessage(Method.BINDING, MessageClass.REQUEST, new_transaction_id(self._rng))
-        if self.config.software:
-            req.attributes.append(Software(self.config.software))
-        job.txn = StunClientTransaction.for_message(
-            req, job.server, now, timers=self.config.gather_timers, src=job.base
-        )
-
-    def _on_gather_response(self, job: _Gather, msg: StunMessage) -> None:
-        if msg.message_class is not MessageClass.SUCCESS or job.gen is not self._gen:
-            return
-        mapped = msg.get(XorMappedAddress) or msg.get(MappedAddress)
-        if mapped is None:
-            return
-        addr = mapped.address
-        self._add_local(
-            Candidate(
-                foundation=candidate_foundation(CandidateType.SRFLX, job.base[0], job.server[0]),
-                component=job.component,
-                priority=candidate_priority(CandidateType.SRFLX, job.component, job.local_preference),
-                host=addr[0],
-                port=addr[1],
-                type=CandidateType.SRFLX,
-                related_address=job.base[0],
-                related_port=job.base[1],
-                base=job.base,
-            )
-        )
-
-    # -- TURN relays (RFC 8656) ---------------------------------------------------------------------
-    def _start_relay(self, now: float, ts: TurnServer, base: Addr, comp: int, pref: int) -> None:
-        for r in self._turn:
-            if r.base == base and r.client.server == ts.address and r.client.state in (
-                TurnState.ALLOCATING,
-                TurnState.ALLOCATED,
-            ):
-                return
-        client = TurnClient(
-            ts.address,
-            ts.username,
-            ts.password,
-            rng=self._rng,
-            lifetime=self.config.turn_lifetime,
-            local_addr=base,
-            software=self.config.software,
-        )
-        client.allocate(now)
-        self._turn.append(_Relay(client, base, comp, pref))
-
-    def _announce_relay(self, relay: _Relay) -> None:
-        gen = self._gen
-        client = relay.client
-        if gen in relay.announced or client.relayed_address is None:
-            return
-        relay.announced.add(gen)
-        raddr = client.relayed_address
-        self._relays[raddr] = relay
-        self._base_component[raddr] = relay.component
-        mapped = client.mapped_address
-        self._add_local(
-            Candidate(
-                foundation=candidate_foundation(CandidateType.RELAY, relay.base[0], client.server[0]),
-                component=relay.component,
-                priority=candidate_priority(CandidateType.RELAY, relay.component, relay.local_preference),
-                host=raddr[0],
-                port=raddr[1],
-                type=CandidateType.RELAY,
-                related_address=mapped[0] if mapped else None,
-                related_port=mapped[1] if mapped else None,
-                base=raddr,
-            )
-        )
-
-    def _service_relays(self, now: float) -> None:
-        for relay in self._turn:
-            client = relay.client
-            client.handle_timeout(now)
-            for _ in client.events():
-                pass  # state is read directly below; data comes back through receive()
-            if client.state is TurnState.ALLOCATED:
-                self._announce_relay(relay)
 
     # -- remote side (RFC 8445 §5.3, RFC 8838 §11) ----------------------------------------------------
     def set_remote_credentials(self, ufrag: str, pwd: str, *, ice_lite: bool = False, now: float | None = None) -> None:
@@ -549,9 +420,9 @@ class IceAgent:
         self._first_valid_at.clear()
         self._nominating.clear()
         self._consent_lost = False
-        self._gathers = [g for g in self._gathers if g.gen is not old]
         if regather:
-            self._start_gathering(self._now)
+            for cand in self._gatherer.start(self._now, new_generation=True):
+                self._add_local(cand)
         else:
             self._gen.local_candidates = list(old.local_candidates)
             self._gen.gathering_done = old.gathering_done
@@ -563,11 +434,8 @@ class IceAgent:
         for chk in self._checks.values():
             chk.txn.cancel()
         self._checks.clear()
-        self._gathers.clear()
         self._selected.clear()
-        for relay in self._turn:
-            if relay.client.state is TurnState.ALLOCATED:
-                relay.client.deallocate(now)
+        self._gatherer.close(now)
         self._closed = True
         self._set_state(IceConnectionState.CLOSED)
 
@@ -577,11 +445,12 @@ class IceAgent:
         framing) is consumed; application data from a known peer address is returned."""
         self._now = now
         out: bytes | None = None
-        relay = self._turn_for(local_addr, addr)
-        if relay is not None and not self._is_gather_response(data):
+        relay = self._gatherer.relay_for(local_addr, addr)
+        if relay is not None and not self._gatherer.owns_transaction(data):
             got = relay.client.receive(data, addr, now)
-            if relay.client.state is TurnState.ALLOCATED:
-                self._announce_relay(relay)
+            cand = self._gatherer.announce(relay)
+            if cand is not None:
+                self._add_local(cand)
             if got is not None and relay.client.relayed_address is not None:
                 payload, peer = got
                 out = self._receive_on(payload, peer, relay.client.relayed_address, now)
@@ -589,19 +458,6 @@ class IceAgent:
             out = self._receive_on(data, addr, local_addr, now)
         self._update(now)
         return out
-
-    def _is_gather_response(self, data: bytes) -> bool:
-        """A Binding response from a TURN server that also served our server-reflexive request."""
-        if not self._gathers or not is_stun(data):
-            return False
-        tid = data[8:20]
-        return any(j.txn is not None and j.txn.transaction_id == tid for j in self._gathers)
-
-    def _turn_for(self, local_addr: Addr, addr: Addr) -> _Relay | None:
-        for relay in self._turn:
-            if relay.base == local_addr and relay.client.server == addr:
-                return relay
-        return None
 
     def _receive_on(self, data: bytes, addr: Addr, base: Addr, now: float) -> bytes | None:
         if data and data[0] < 4 and is_stun(data):
@@ -653,11 +509,11 @@ class IceAgent:
             else:
                 self.dropped += 1
             return
-        for job in self._gathers:
-            if job.txn is not None and job.txn.receive_response(msg, addr, now):
-                self._on_gather_response(job, msg)
-                return
-        self.dropped += 1
+        consumed, cand = self._gatherer.on_response(msg, addr, now)
+        if cand is not None:
+            self._add_local(cand)
+        if not consumed:
+            self.dropped += 1
 
     def _reply_error(self, req: StunMessage, code: int, addr: Addr, base: Addr, key: bytes | None) -> None:
         attrs: list[StunAttribute] = [ErrorCode(code, reason_phrase(code))]
@@ -700,7 +556,7 @@ class IceAgent:
         self._emit(resp.encode(integrity_key=key, fingerprint=True), addr, base)
         if gen is not self._gen or self._closed:
             return  # an old generation only keeps answering for its selected pair
-        comp = self._base_component.get(base)
+        comp = self._gatherer.base_component.get(base)
         local = self._local_for_base(base)
         if comp is None or local is None:
             return
@@ -878,7 +734,7 @@ class IceAgent:
         local = pair.valid_local or pair.local
         self._log.info("selected pair for component %d: %r", comp, pair)
         self._events.append(SelectedPairChanged(component=comp, local=local, remote=pair.remote))
-        relay = self._relays.get(pair.base)
+        relay = self._gatherer.relay_at(pair.base)
         if relay is not None:
             relay.client.bind_channel(pair.remote.addr, now)
 
@@ -965,9 +821,11 @@ class IceAgent:
         )
 
     # -- sending ------------------------------------------------------------------------------------
-    def send(self, data: bytes, component: int = 1) -> list[tuple[bytes, Addr, Addr]]:
+    def send(self, data: bytes, component: int = 1, now: float | None = None) -> list[tuple[bytes, Addr, Addr]]:
         """Datagrams ``(data, dst, src socket)`` carrying ``data`` on the selected pair (or, before
         nomination, the best valid pair). Empty when there is none or consent was lost."""
+        if now is not None:
+            self._now = now
         sel = self._selected.get(component)
         if sel is not None:
             if sel.consent is not None and not sel.consent.alive:
@@ -984,7 +842,7 @@ class IceAgent:
         return self._route(data, pair.remote.addr, pair.base)
 
     def _route(self, data: bytes, dst: Addr, base: Addr) -> list[tuple[bytes, Addr, Addr]]:
-        relay = self._relays.get(base)
+        relay = self._gatherer.relay_at(base)
         if relay is None:
             return [(data, dst, base)]
         return [(d, server, relay.base) for d, server in relay.client.send(data, dst, self._now)]
@@ -996,13 +854,7 @@ class IceAgent:
         for chk in self._checks.values():
             for d in chk.txn.datagrams_to_send(now):
                 self._emit(d, chk.txn.dst, chk.pair.base)
-        for job in self._gathers:
-            if job.txn is not None:
-                for d in job.txn.datagrams_to_send(now):
-                    self._emit(d, job.server, job.base)
-        for relay in self._turn:
-            for d, dst in relay.client.datagrams_to_send(now):
-                self._out.append((d, dst, relay.base))
+        self._out += self._gatherer.datagrams_to_send(now)
         out, self._out = self._out, []
         return out
 
@@ -1010,7 +862,7 @@ class IceAgent:
     def next_deadline(self) -> float | None:
         times: list[float] = []
         if self._closed:
-            times = [d for r in self._turn if (d := r.client.next_deadline()) is not None]
+            times = self._gatherer.deadlines(include_gathering=False)
             return min(times) if times else None
         if self._next_tick is not None:
             times.append(self._next_tick)
@@ -1018,13 +870,7 @@ class IceAgent:
             d = chk.txn.next_deadline()
             if d is not None:
                 times.append(d)
-        for job in self._gathers:
-            if job.txn is not None:
-                d = job.txn.next_deadline()
-                if d is not None:
-                    times.append(d)
-        if self._gather_deadline is not None and not self._gen.gathering_done:
-            times.append(self._gather_deadline)
+        times += self._gatherer.deadlines()
         for sel in self._selected.values():
             if sel.consent is not None:
                 d = sel.consent.next_deadline()
@@ -1032,10 +878,6 @@ class IceAgent:
                     times.append(d)
             else:
                 times.append(sel.pair.last_sent + self.config.keepalive_interval)
-        for relay in self._turn:
-            d = relay.client.next_deadline()
-            if d is not None:
-                times.append(d)
         if self._nomination_wake is not None:
             times.append(self._nomination_wake)
         return min(times) if times else None
@@ -1043,7 +885,7 @@ class IceAgent:
     def handle_timeout(self, now: float) -> None:
         self._now = now
         if self._closed:
-            self._service_relays(now)
+            self._gatherer.poll_relays(now)
             return
         for tid, chk in list(self._checks.items()):
             chk.txn.handle_timeout(now)
@@ -1051,10 +893,9 @@ class IceAgent:
                 del self._checks[tid]
                 if not chk.consent and chk.gen is self._gen:
                     self._check_failed(chk, now)
-        for job in self._gathers:
-            if job.txn is not None:
-                job.txn.handle_timeout(now)
-        self._service_relays(now)
+        self._gatherer.handle_timeout(now)
+        for cand in self._gatherer.poll_relays(now):
+            self._add_local(cand)
         if self._next_tick is not None and now >= self._next_tick:
             self._tick(now)
         self._service_consent(now)
@@ -1063,20 +904,15 @@ class IceAgent:
     def _can_check(self) -> bool:
         return self._gen.remote_pwd is not None and not self._closed
 
-    def _pending_gather(self) -> _Gather | None:
-        return next((j for j in self._gathers if j.txn is None), None)
-
     def _has_work(self) -> bool:
-        if self._pending_gather() is not None:
+        if self._gatherer.has_pending():
             return True
         return self._can_check() and self._gen.checklist.has_work()
 
     def _tick(self, now: float) -> None:
         """One paced transaction start (§6.1.4.2): a gathering request, else a check."""
         self._next_tick = None
-        job = self._pending_gather()
-        if job is not None:
-            self._start_gather_txn(job, now)
+        if self._gatherer.start_next(now):
             self._last_tick = now
             return
         if not self._can_check():
@@ -1088,17 +924,8 @@ class IceAgent:
 
     def _check_gathering_done(self, now: float) -> None:
         gen = self._gen
-        if gen.gathering_done:
-            return
-        stun_done = all(j.txn is not None and j.txn.done for j in self._gathers if j.gen is gen)
-        turn_done = all(r.client.state not in (TurnState.NEW, TurnState.ALLOCATING) for r in self._turn)
-        timed_out = self._gather_deadline is not None and now >= self._gather_deadline
-        if (stun_done and turn_done) or timed_out:
+        if self._gatherer.check_done(now) and not gen.gathering_done:
             gen.gathering_done = True
-            for j in self._gathers:
-                if j.txn is not None:
-                    j.txn.cancel()
-            self._gathers = []
             self._events.append(GatheringComplete(ufrag=gen.local_ufrag))
 
     def _update(self, now: float) -> None:
@@ -1113,7 +940,7 @@ class IceAgent:
 
     def _compute_state(self, now: float) -> IceConnectionState:
         gen = self._gen
-        comps = set(self._hosts) or {1}
+        comps = set(self._gatherer.hosts) or {1}
         if self._consent_lost and not self._selected:
             return IceConnectionState.FAILED
         if comps <= set(self._selected):

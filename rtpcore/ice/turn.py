@@ -242,6 +242,7 @@ class _Request:
 @dataclass(slots=True, eq=False)
 class _Permission:
     expires_at: float = 0.0
+    last_used: float = 0.0
     refresh_at: float | None = None
     pending: bool = False
     queue: deque[bytes] = field(default_factory=deque)
@@ -326,8 +327,13 @@ class TurnClient:
         self.refresh(now, 0)
 
     def create_permission(self, peer: Addr | str, now: float) -> None:
+        """Install a permission for the peer's IP; it is refreshed while data goes to that IP."""
         self._require_allocated()
         ip = peer if isinstance(peer, str) else peer[0]
+        self._perms.setdefault(ip, _Permission()).last_used = now
+        self._permission_request(ip, now)
+
+    def _permission_request(self, ip: str, now: float) -> None:
         perm = self._perms.setdefault(ip, _Permission())
         if perm.pending:
             return
@@ -372,9 +378,12 @@ class TurnClient:
             return [(encode_channel_data(ch.number, data), self.server)]
         ip = peer[0]
         perm = self._perms.get(ip)
+        if perm is not None:
+            perm.last_used = now
         if perm is None or perm.expires_at <= now:
-            self.create_permission(ip, now)
+            self._permission_request(ip, now)
             perm = self._perms[ip]
+            perm.last_used = now
             perm.queue.append(data)
             perm.queued_to.append(peer)
             while len(perm.queue) > self.config.max_queued:
@@ -616,9 +625,14 @@ class TurnClient:
             return
         if self._refresh_at is not None and now >= self._refresh_at:
             self.refresh(now)
+        channel_ips = {p[0] for p, ch in self._channels.items() if ch.bound}
         for ip, perm in self._perms.items():
             if perm.refresh_at is not None and now >= perm.refresh_at:
-                self.create_permission(ip, now)
+                # §9: refresh only while the permission is in use; idle ones lapse
+                if ip in channel_ips or now - perm.last_used < self.config.permission_lifetime:
+                    self._permission_request(ip, now)
+                else:
+                    perm.refresh_at = None
         for peer, ch in self._channels.items():
             if ch.refresh_at is not None and now >= ch.refresh_at:
                 self.bind_channel(peer, now)

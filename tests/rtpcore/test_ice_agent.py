@@ -571,3 +571,20 @@ def test_close_stops_everything() -> None:
     assert a.agent.state is IceConnectionState.CLOSED and a.states()[-1] is IceConnectionState.CLOSED
     assert a.agent.next_deadline() is None and a.agent.send(b"x") == []
     sig.run(sim, 5.0)  # no stuck timers
+
+
+def test_signalling_before_gathering_does_not_end_gathering_early() -> None:
+    sim = Simulation(seed=18)
+    a = make_peer(sim, True, [("10.0.0.1", 5000)], 1, stun_servers=[STUN_SERVER])
+    stun = StunServer()
+    sim.add_endpoint(STUN_SERVER, on_receive=stun.receive, outgoing=stun.datagrams_to_send)
+    a.agent.set_remote_credentials("peer", "peerpasswordpeerpassword")
+    a.agent.end_of_remote_candidates()
+    sim.run_for(1.0)
+    assert not any(isinstance(e, GatheringComplete) for e in a.agent.events())
+    a.agent.gather(sim.clock.now, a.hosts)
+    sim.run_for(1.0)
+    kinds = [type(e) for e in a.agent.events()]
+    assert kinds.count(GatheringComplete) == 1
+    assert kinds.index(GatheringComplete) > kinds.index(LocalCandidate)
+    assert stun.requests == 1

@@ -456,6 +456,22 @@ def test_refresh_keeps_allocation_permission_and_channel_alive() -> None:
     assert client.expires_at is not None and client.expires_at > sim.clock.now
 
 
+def test_idle_permissions_lapse_and_used_ones_are_refreshed() -> None:
+    sim, server, peer, peer_addr, client, host = setup(lifetime=3600)
+    client.allocate(sim.clock.now)
+    assert sim.run_for(2.0, allocated(client))
+    other = ("203.0.113.6", 7000)
+    sim.add_endpoint(other)
+    host.send(b"once", other)  # used once, then idle
+    for _ in range(20):  # the echo peer gets data every 50 s for 1000 s
+        host.send(b"tick", peer_addr)
+        sim.run_for(50.0)
+    assert client.has_permission("203.0.113.5", sim.clock.now)
+    assert not client.has_permission("203.0.113.6", sim.clock.now)
+    perms = [c for m, c in server.log if m == "CREATE_PERMISSION"]
+    assert 5 <= len(perms) <= 8  # 1 + one refresh for the idle peer, 1 + ~4 refreshes for the busy one
+
+
 def test_stale_nonce_is_retried_with_the_new_nonce() -> None:
     sim, server, peer, peer_addr, client, host = setup()
     client.allocate(sim.clock.now)
