@@ -29,6 +29,7 @@ Text is decoded as UTF-8 with ``surrogateescape`` so any bytes survive a round t
 from __future__ import annotations
 
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -92,6 +93,19 @@ REASON_PHRASES: dict[int, str] = {
 }
 
 _ENC = "utf-8"
+_BRANCH_RE = re.compile(r";[ \t]*branch[ \t]*=[ \t]*([^;, \t]+)", re.IGNORECASE)
+_TAG_RE = re.compile(r";[ \t]*tag[ \t]*=[ \t]*([^;, \t]+)", re.IGNORECASE)
+
+
+def _tag_of(value: str | None) -> str | None:
+    """The tag parameter of a From/To value; parameters after ``>`` when the URI is bracketed."""
+    if value is None:
+        return None
+    if "<" in value:
+        value = value[value.rfind(">") + 1 :]
+    m = _TAG_RE.search(value)
+    return m.group(1) if m else None
+
 _ERRORS = "surrogateescape"
 
 
@@ -188,6 +202,30 @@ class SipMessage(ABC):
                 raise SipParseError("missing Via header", header="via")
             return parse_via(split_list(first)[0])
         result: Via = self._cached("top_via", make)
+        return result
+
+    # -- dispatch fields: what routing a message needs, read without building typed views ------------
+    @property
+    def branch(self) -> str | None:
+        """The top Via's branch parameter (transaction matching, RFC 3261 §17.2.3)."""
+        def make() -> str | None:
+            first = self.headers.get("via")
+            if first is None:
+                return None
+            top = split_list(first)[0] if '"' in first else first.split(",", 1)[0]
+            m = _BRANCH_RE.search(top)
+            return m.group(1) if m else None
+        result: str | None = self._cached("branch", make)
+        return result
+
+    @property
+    def from_tag(self) -> str | None:
+        result: str | None = self._cached("from-tag", lambda: _tag_of(self.headers.get("from")))
+        return result
+
+    @property
+    def to_tag(self) -> str | None:
+        result: str | None = self._cached("to-tag", lambda: _tag_of(self.headers.get("to")))
         return result
 
     @property
@@ -598,33 +636,46 @@ def parse_message(data: bytes, *, strict: bool = False, max_size: int = MAX_MESS
     head = data[start:end].decode(_ENC, _ERRORS)
     lines = head.split(eol)
 
+    body_lines = lines[1:]
+    cache = _canonical_cache
     keys: list[str] = []
     names: list[str] = []
     values: list[str] = []
     raws: list[str | None] = []
-    cache = _canonical_cache
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        first = line[:1]
-        if first == " " or first == "\t":
-            if not keys:
-                raise SipParseError("continuation line before the first header field")
-            cont = line.strip(" \t")
-            values[-1] = f"{values[-1]} {cont}" if values[-1] else cont
-            raws[-1] = f"{raws[-1]}{eol}{line}"
-            continue
-        if not colon or not name:
-            raise SipParseError(f"header line without a colon: {line[:60]!r}")
-        key = cache.get(name)
-        if key is None:
-            name = name.rstrip(" \t")
-            key = canonical_name(name)
+    if f"{eol} " not in head and f"{eol}\t" not in head:
+        # fast path (no folding): C-level splitting, names already seen once
+        parts = [line.partition(":") for line in body_lines]
+        names = [p[0] for p in parts]
+        fast_keys = [cache.get(n) for n in names]
+        if None not in fast_keys and all(p[1] for p in parts):
+            keys = fast_keys  # type: ignore[assignment]
+            values = [p[2].strip(" \t") for p in parts]
+            raws = list(body_lines)
+        else:
+            names = []
+    if not raws and body_lines:
+        for line in body_lines:
+            name, colon, value = line.partition(":")
+            first = line[:1]
+            if first == " " or first == "\t":
+                if not keys:
+                    raise SipParseError("continuation line before the first header field")
+                cont = line.strip(" \t")
+                values[-1] = f"{values[-1]} {cont}" if values[-1] else cont
+                raws[-1] = f"{raws[-1]}{eol}{line}"
+                continue
+            if not colon or not name:
+                raise SipParseError(f"header line without a colon: {line[:60]!r}")
+            key = cache.get(name)
             if key is None:
-                raise SipParseError(f"bad header name {name!r}")
-        keys.append(key)
-        names.append(name)
-        values.append(value.strip(" \t"))
-        raws.append(line)
+                name = name.rstrip(" \t")
+                key = canonical_name(name)
+                if key is None:
+                    raise SipParseError(f"bad header name {name!r}")
+            keys.append(key)
+            names.append(name)
+            values.append(value.strip(" \t"))
+            raws.append(line)
     if eol == "\r\n" and (head.count("\r") != len(lines) - 1 or head.count("\n") != len(lines) - 1):
         raise SipParseError("bare CR or LF inside the header block")
     headers = Headers._from_parsed(keys, names, values, raws)

@@ -223,3 +223,19 @@ def test_make_response_generates_a_to_tag_from_the_injected_rng() -> None:
     assert isinstance(req, SipRequest)
     resp = make_response(req, 200, rng=lambda n: b"\x01" * n)
     assert resp.to.tag == "01" * 8
+
+
+def test_dispatch_fields_agree_with_the_typed_views() -> None:
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parent.parent / "vectors" / "sip").glob("*/*.sip")):
+        try:
+            msg = parse_message(path.read_bytes(), strict=True)
+        except SipParseError:
+            continue
+        if "via" in msg.headers:
+            assert msg.branch == msg.top_via.branch, path.name
+        if "from" in msg.headers:
+            assert msg.from_tag == msg.from_.tag, path.name
+        if "to" in msg.headers:
+            assert msg.to_tag == msg.to.tag, path.name
