@@ -259,7 +259,7 @@ class IceAgent:
     ) -> None:
         self.config = cfg = config or IceConfig()
         self._rng = rng
-        self.controlling = controlling
+        self._controlling = controlling
         self.tie_breaker = tie_breaker if tie_breaker is not None else int.from_bytes(rng(8), "big")
         if not 1 <= components <= 256:
             raise LocalProtocolError("components must be 1..256")
@@ -304,6 +304,15 @@ class IceAgent:
         return _Generation(ufrag, pwd, CheckList(max_pairs=self.config.max_pairs))
 
     # -- public properties ------------------------------------------------------------------------
+    @property
+    def controlling(self) -> bool:
+        """The ICE role. Assigning it switches roles and re-prioritizes the pairs (RFC 8445 §7.3.1.1)."""
+        return self._controlling
+
+    @controlling.setter
+    def controlling(self, value: bool) -> None:
+        self._switch_role(value)
+
     @property
     def local_ufrag(self) -> str:
         return self._gen.local_ufrag
@@ -691,10 +700,10 @@ class IceAgent:
         pair.state = PairState.SUCCEEDED if pair.is_valid else PairState.FAILED
 
     def _switch_role(self, controlling: bool) -> None:
-        if controlling == self.controlling:
+        if controlling == self._controlling:
             return
-        self._log.info("role %s -> %s", self._role_name(self.controlling), self._role_name(controlling))
-        self.controlling = controlling
+        self._log.info("role %s -> %s", self._role_name(self._controlling), self._role_name(controlling))
+        self._controlling = controlling
         self._gen.checklist.set_role(controlling)
         self._nominating.clear()
 

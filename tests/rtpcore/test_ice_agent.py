@@ -283,8 +283,8 @@ def test_symmetric_nat_on_one_side_connects_via_peer_reflexive() -> None:
 
 def test_symmetric_nat_reversed_roles_controlled_behind_nat() -> None:
     sim, _, _, _, a, b = _nat_setup(NatKind.SYMMETRIC, None, seed=11)
-    a.agent._switch_role(False)  # the NATed side is now the controlled one
-    b.agent._switch_role(True)
+    a.agent.controlling = False  # the NATed side is now the controlled one
+    b.agent.controlling = True
     sig = start(sim, a, b)
     assert sig.run(sim, 3.0, both_completed(a, b))
     assert b.agent.selected_pair()[1].type is CandidateType.PRFLX
