@@ -101,11 +101,13 @@ async def _demo(args: argparse.Namespace) -> int:
     codecs = ("opus", "PCMU", "PCMA") if opus else ("PCMU", "PCMA")
     say = print
     platform = Platform(PlatformConfig(api_keys={"demo-api-key"}))
-    rec = _Recorder(out)
+    rec: _Recorder | None = None
     device: Device | None = None
     summary: dict[str, Any] = {}
-    step = "start the platform"
+    step = f"create the output folder {out}"
     try:
+        rec = _Recorder(out)
+        step = "start the platform"
         t_start = time.monotonic()
         await platform.start()
         say(platform.banner())
@@ -123,9 +125,10 @@ async def _demo(args: argparse.Namespace) -> int:
         step = "register over WebSocket"
         device = Device(token, options=DeviceOptions(credentials_url=platform.urls["credentials"], transport="ws",
                                                       codecs=codecs, media_security="dtls"))
-        device.sip_trace = lambda d, data, peer: rec.sip(d, data, peer, _local(device))
-        device.media_trace = rec.media
-        device.keylog = rec.key
+        recorder = rec
+        device.sip_trace = lambda d, data, peer: recorder.sip(d, data, peer, _local(device))
+        device.media_trace = recorder.media
+        device.keylog = recorder.key
         t0 = time.monotonic()
         await device.register()
         summary["register_ms"] = (time.monotonic() - t0) * 1000
@@ -226,7 +229,8 @@ async def _demo(args: argparse.Namespace) -> int:
             "  echo round trip       not measurable")
         d = summary["digits"]
         say(f"  digits                sent {d[0]}  confirmed {d[2]}")
-        say(f"  files                 {out / 'demo.pcap'} ({rec.sip_count} SIP, {rec.media_count} media packets)")
+        say(f"  files                 {out / 'demo.pcap'} ({recorder.sip_count} SIP, "
+            f"{recorder.media_count} media packets)")
         say(f"                        {out / 'trace.jsonl'}, {out / 'dtls-keylog.txt'}, {out / 'received.wav'}")
         say(f"  total                 {time.monotonic() - t_start:.1f} s")
         say("demo OK")
@@ -240,7 +244,8 @@ async def _demo(args: argparse.Namespace) -> int:
                 await asyncio.wait_for(device.destroy(), 5)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(platform.close(), 5)
-        rec.close()
+        if rec is not None:
+            rec.close()
 
 
 def _local(device: Any) -> tuple[str, int]:
