@@ -212,7 +212,11 @@ class FakeTurnServer:
         a = Allocation(src, relay, user.value if user else "", now + lifetime)
         self.allocs[src] = a
         self.by_relay[relay] = a
-        self.sim.add_endpoint(relay, on_receive=self._from_peer)
+        self.sim.add_endpoint(
+            relay,
+            on_receive=lambda d, src, now, relay=relay: self._from_peer(relay, d, src, now),
+            outgoing=self.datagrams_to_send,
+        )
         self._reply(msg, src, [XorRelayedAddress(relay), XorMappedAddress(src), Lifetime(lifetime)], key)
 
     def _refresh(self, msg: StunMessage, src: Addr, key: bytes, now: float) -> None:
@@ -249,10 +253,8 @@ class FakeTurnServer:
         self._reply(msg, src, [], key)
 
     # -- peer side ----------------------------------------------------------------------------------
-    def _from_peer(self, data: bytes, src: Addr, now: float) -> None:
-        # find which relayed address was hit: the sim delivers to the endpoint, so scan the log tail
-        dst = self.sim.log[-1][2]
-        a = self.by_relay.get(dst)
+    def _from_peer(self, relay: Addr, data: bytes, src: Addr, now: float) -> None:
+        a = self.by_relay.get(relay)
         if a is None or a.perms.get(src[0], 0) <= now:
             return  # RFC 8656 §9: no permission, silently dropped
         self.relayed_to_client += 1
@@ -263,7 +265,6 @@ class FakeTurnServer:
         else:
             ind = StunMessage(Method.DATA, MessageClass.INDICATION, bytes(12), [XorPeerAddress(src), Data(data)])
             self.out.append((ind.encode(), a.client, self.address))
-        self.sim._drain(self.sim.endpoints[self.address])
 
 
 class EchoPeer:
