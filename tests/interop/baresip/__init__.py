@@ -1,0 +1,4 @@
+"""baresip as a real media peer for the interop tests: configuration templates and a process/control helper.
+
+See :mod:`baresip.peer`.
+"""
