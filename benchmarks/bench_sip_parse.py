@@ -29,17 +29,29 @@ OK_200 = (
 )
 
 
-def _rate(fn: Callable[[], object], seconds: float = 0.6) -> float:
+def _rate(fn: Callable[[], object], seconds: float = 0.15) -> float:
+    """Calls per CPU-second of this process (time spent descheduled by a busy machine is not counted)."""
     n = 0
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     end = t0 + seconds
     while True:
-        for _ in range(200):
+        for _ in range(100):
             fn()
-        n += 200
-        now = time.perf_counter()
+        n += 100
+        now = time.process_time()
         if now >= end:
             return n / (now - t0)
+
+
+def _pair(ours: Callable[[], object], ref: Callable[[], object] | None, rounds: int = 7) -> tuple[float, float | None]:
+    """Best rate of each side over alternating short rounds: robust when the machine is busy."""
+    best_ours = 0.0
+    best_ref: float | None = None if ref is None else 0.0
+    for _ in range(rounds):
+        best_ours = max(best_ours, _rate(ours))
+        if ref is not None:
+            best_ref = max(best_ref or 0.0, _rate(ref))
+    return best_ours, best_ref
 
 
 def main() -> None:
@@ -50,9 +62,8 @@ def main() -> None:
         sipmessage = None
     rows: list[tuple[str, float, float | None]] = []
     for label, data in (("200 OK", OK_200), ("JsSIP INVITE via Kamailio", invite)):
-        ours = _rate(lambda d=data: parse_message(d))
-        ref = _rate(lambda d=data: sipmessage.Message.parse(d)) if sipmessage else None
-        rows.append((f"parse {label}", ours, ref))
+        ref_parse = (lambda d=data: sipmessage.Message.parse(d)) if sipmessage else None
+        rows.append((f"parse {label}", *_pair(lambda d=data: parse_message(d), ref_parse)))
 
         def ours_dispatch(d: bytes = data) -> object:
             m = parse_message(d)
@@ -63,11 +74,11 @@ def main() -> None:
             return (m.via[0].parameters.get("branch"), m.call_id, m.cseq, m.from_address.parameters.get("tag"),
                     m.to_address.parameters.get("tag"))
 
-        rows.append((f"dispatch {label}", _rate(ours_dispatch), _rate(ref_dispatch) if sipmessage else None))
+        rows.append((f"dispatch {label}", *_pair(ours_dispatch, ref_dispatch if sipmessage else None)))
         msg = parse_message(data)
         ref_msg = sipmessage.Message.parse(data) if sipmessage else None
-        rows.append((f"serialise {label}", _rate(lambda m=msg: bytes(m)),
-                     _rate(lambda m=ref_msg: bytes(m)) if ref_msg is not None else None))
+        rows.append((f"serialise {label}", *_pair(lambda m=msg: bytes(m),
+                                                   (lambda m=ref_msg: bytes(m)) if ref_msg is not None else None)))
     print(f"{'operation':42} {'sipcore/s':>12} {'sipmessage/s':>13} {'ratio':>7}")
     for name, ours, ref in rows:
         ratio = f"{ours / ref:6.1f}x" if ref else "   n/a"
