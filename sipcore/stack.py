@@ -15,8 +15,14 @@ sessions, a registrar or proxy)::
 * A CANCEL matching a pending INVITE server transaction is answered 200 here and reported as
   :class:`CancelReceived`; the TU answers the INVITE with 487 (§9.2). Unmatched: 481.
 * ACK for a non-2xx final is absorbed by its transaction; ACK for a 2xx goes to the TU
-  (it belongs to the dialog, §13.2.2.4). A 2xx retransmission with no transaction left is
-  reported as :class:`StrayResponse` so the UAC can re-send its ACK (§13.2.2.4).
+  (it belongs to the dialog, §13.2.2.4). The first final response of an INVITE client
+  transaction is a :class:`ResponseReceived`; every later 2xx (another fork's answer or a
+  retransmission, passed up by the ICT in Accepted, RFC 6026 §7.2) and a 2xx with no
+  transaction left is a :class:`StrayResponse`, so the UAC core ACKs each one by its To tag
+  (and BYEs the forks it does not want, §13.2.2.4).
+* A request over UDP larger than ``max_udp_size`` (1300 bytes: the path MTU is unknown) goes
+  over TCP to the same host and port when the caller allows it, with the top Via rewritten to
+  TCP (§18.1.1).
 * A client transaction timeout or transport error becomes a synthesised 408 / 503
   :class:`ResponseReceived` with ``synthetic=True`` (§8.1.3.1, §17.1.4).
 """
@@ -37,6 +43,7 @@ from .transaction import (
     ClientTransaction,
     ServerTransaction,
     TransactionLayer,
+    TransactionTerminated,
     TransactionTimeout,
     TransportFailed,
 )
@@ -98,8 +105,12 @@ class CancelReceived:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StrayResponse:
+    """A 2xx to an INVITE outside its transaction's single final response (see the module doc)."""
+
     response: SipResponse
     source: Target
+    transaction: ClientTransaction | None = None
+    """The INVITE client transaction (in Accepted) when it still exists."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,14 +136,18 @@ class SipStack:
         timers: SipTimers | None = None,
         rng: Callable[[int], bytes] = os.urandom,
         user_agent: str | None = "pyvoice-stack",
+        max_udp_size: int = 1300,
     ) -> None:
         self.sent_by = dict(sent_by)
+        self.max_udp_size = max_udp_size
+        """§18.1.1: larger requests switch from UDP to TCP (when the caller allows it)."""
         self.timers = timers or SipTimers()
         self.rng = rng
         self.user_agent = user_agent
         self.transactions = TransactionLayer(self.timers)
         self._out: list[tuple[bytes, Target]] = []
         self._events: list[StackEvent] = []
+        self._ict_final: dict[int, ClientTransaction] = {}
         self.dropped = 0
 
     # -- helpers --------------------------------------------------------------------------
@@ -147,18 +162,41 @@ class SipStack:
         return f"SIP/2.0/{transport.upper()} {hp};branch={branch or self.new_branch()};rport"
 
     # -- outgoing ------------------------------------------------------------------------------
-    def send_request(self, request: SipRequest, target: Target, now: float) -> ClientTransaction:
-        """Add our Via (fresh branch) and send ``request`` in a new client transaction."""
+    def send_request(self, request: SipRequest, target: Target, now: float, *,
+                     allow_tcp: bool = True) -> ClientTransaction:
+        """Add our Via (fresh branch) and send ``request`` in a new client transaction.
+
+        With ``allow_tcp`` (the target's transport was not forced by a ``transport=udp``
+        URI parameter) a UDP request above ``max_udp_size`` bytes goes over TCP (§18.1.1);
+        the transaction's ``context`` is then the TCP target.
+        """
         if request.method == "ACK":
             raise LocalProtocolError("ACK is not sent in a transaction; use send_ack()")
         if request.method != "CANCEL" or "via" not in request.headers:
             request.headers.add_first("Via", self.via_for(target.transport))
         self._fill(request)
+        if (allow_tcp and target.transport == "udp" and target.flow is None
+                and len(bytes(request)) > self.max_udp_size):
+            target = Target("tcp", target.host, target.port)
+            via = request.top_via
+            via.transport = "TCP"
+            if "tcp" in self.sent_by:
+                host, port = self.sent_by["tcp"]
+                via.host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+                via.port = port or None
+            idx = request.headers.keys().index("via")
+            request.headers.replace_at(idx, ", ".join([str(via), *split_list(request.headers.value_at(idx))[1:]]))
         return self.transactions.client(request, now=now, reliable=target.reliable, context=target)
 
-    def send_cancel(self, invite_tx: ClientTransaction, now: float) -> ClientTransaction:
-        """CANCEL a pending INVITE (RFC 3261 §9.1): same branch, same target."""
+    def send_cancel(self, invite_tx: ClientTransaction, now: float, *,
+                    headers: list[tuple[str, str]] | None = None) -> ClientTransaction:
+        """CANCEL a pending INVITE (RFC 3261 §9.1): same branch, same target.
+
+        ``headers`` are added to the CANCEL, e.g. a Reason (RFC 3326).
+        """
         cancel = invite_tx.cancel_request()
+        for name, value in headers or ():
+            cancel.headers.add(name, value)
         target = invite_tx.context
         if not isinstance(target, Target):
             raise LocalProtocolError("the INVITE was not sent by this stack")
@@ -287,7 +325,16 @@ class SipStack:
     def _pump(self) -> None:
         for event in self.transactions.events():
             if isinstance(event, TxResponseReceived):
-                self._events.append(ResponseReceived(response=event.response, transaction=event.transaction))
+                ctx, resp = event.transaction, event.response
+                if ctx.is_invite and resp.status_code >= 200:
+                    if id(ctx) in self._ict_final:
+                        target = ctx.context if isinstance(ctx.context, Target) else Target("udp", "", 0)
+                        self._events.append(StrayResponse(response=resp, source=target, transaction=ctx))
+                        continue
+                    self._ict_final[id(ctx)] = ctx
+                self._events.append(ResponseReceived(response=resp, transaction=ctx))
+            elif isinstance(event, TransactionTerminated):
+                self._ict_final.pop(id(event.transaction), None)
             elif isinstance(event, TransactionTimeout):
                 tx = event.transaction
                 if isinstance(tx, ClientTransaction):
