@@ -318,7 +318,9 @@ class MediaSession:
                     self._dtls_pending_start = False
                     self._dtls.start(now)
                     self._flush_dtls()
-                elif self.security != "dtls" and self.state is MediaState.CONNECTING:
+                elif self.state is MediaState.CONNECTING and (self.security != "dtls" or self._srtp_tx is not None):
+                    # DTLS can finish first: a controlled browser starts its handshake on the first
+                    # pair that works for it, before the answer to our nominating check arrives
                     self._connected(now)
             elif isinstance(ev, ConnectionStateChanged):
                 if ev.state is IceConnectionState.FAILED:

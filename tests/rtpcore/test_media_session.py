@@ -169,3 +169,43 @@ def test_ice_restart_by_reoffer_keeps_media_flowing() -> None:
     pump(now + 1.5)
     assert b.packets_received > received + 50
     assert a.state is MediaState.FLOWING and b.state is MediaState.FLOWING
+
+
+def test_dtls_done_before_our_pair_is_selected_still_connects() -> None:
+    """A browser (controlled ICE, DTLS client) sends its ClientHello as soon as a pair works for it,
+    so the handshake can finish before our controlling agent has the answer to its nominating check
+    (here every STUN message from B after its selection is held back 0.5 s). Once our pair is
+    selected the session must become connected, then flowing (seen with Chromium answering a call)."""
+    cfg = MediaConfig(security="dtls", codecs=("PCMU",))
+    a = MediaSession(A, now=0, config=cfg, rng=_rng(1))
+    b = MediaSession(B, now=0, config=cfg, rng=_rng(2))
+    a.receive_answer(b.receive_offer(a.create_offer(0), 0), 0)
+    held: list[tuple[float, bytes]] = []
+    seen: dict[str, float] = {}
+    now = 0.0
+    while now < 3.0:
+        for data, _ in a.datagrams_to_send():
+            b.receive(data, A, now)
+        for data, _ in b.datagrams_to_send():
+            if data[0] < 4 and b.ice is not None and b.ice.selected_pair() is not None:  # STUN (RFC 7983)
+                held.append((now + 0.5, data))
+            else:
+                a.receive(data, B, now)
+        for item in [h for h in held if h[0] <= now]:
+            held.remove(item)
+            a.receive(item[1], B, now)
+        for s in (a, b):
+            d = s.next_deadline()
+            if d is not None and d <= now:
+                s.handle_timeout(now)
+        a.send_audio(np.zeros(a.frame_samples, dtype=np.int16), now)
+        b.send_audio(np.zeros(b.frame_samples, dtype=np.int16), now)
+        if a.ice is not None and a.ice.selected_pair() is not None:
+            seen.setdefault("a selected", now)
+        for who, s in (("a", a), ("b", b)):
+            for ev in s.events():
+                seen.setdefault(f"{who} {type(ev).__name__}", now)
+        now = round(now + 0.02, 6)
+    assert seen["b MediaConnected"] < seen["a selected"]  # A's DTLS finished before its selection
+    assert "a MediaConnected" in seen and "a MediaFlowing" in seen
+    assert a.state is MediaState.FLOWING
