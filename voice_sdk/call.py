@@ -293,6 +293,10 @@ class Call(EventEmitter):
         self.created_at = time.monotonic()
         media, driver = await self.device._new_media()
         self._attach_media(media, driver)
+        await self.device._gathered(media, driver)
+        if self.status != CallStatus.PENDING or self.incoming.done:  # cancelled meanwhile
+            driver.close()
+            raise VoiceSDKError(ErrorCode.INVALID_STATE, f"the call was {self.disconnect_reason or self.status}")
         try:
             answer = media.receive_offer(self.incoming.offer, self._now())
         except RtpCoreError as exc:

@@ -12,11 +12,16 @@
 States: ``unregistered`` → ``registering`` → ``registered`` ⇄ ``reconnecting`` → ``destroyed``.
 
 Token handling: the JWT's ``exp`` is read (``alg=none`` refused). ``token_will_expire`` fires
-``token_expiry_lead`` seconds before expiry; with a ``token_provider`` the Device fetches a
-new token itself and re-registers without touching calls. An expired token is a
-``TOKEN_EXPIRED`` error, never a silent failure. Transport loss (the WebSocket closes)
-starts reconnect attempts on the configured back-off schedule (with ±20 % jitter); calls keep
-their media (it does not use the signalling connection).
+``token_expiry_lead`` seconds before expiry, on the Device's ``clock`` (a
+:class:`voice_sdk.runtime.VirtualClock` in tests); with a ``token_provider`` the Device fetches
+a new token itself and re-registers without touching calls (while reconnecting it only keeps
+the new token: the next attempt registers with it). An expired token is a ``TOKEN_EXPIRED``
+error, never a silent failure: it ends reconnecting with ``unregistered``.
+
+Transport loss (the connection to the registrar closes) starts reconnect attempts on the
+configured back-off schedule (with ±20 % jitter): ``reconnecting {attempt}`` per attempt, then
+``reconnected``. Calls keep their media (it does not use the signalling connection) and their
+dialogs: later in-dialog requests go over the new connection.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,6 +40,7 @@ import aiohttp
 
 from rtpcore.aio import AioMediaDriver, bind_media_socket
 from rtpcore.errors import RtpCoreError
+from rtpcore.ice.turn import TurnServer
 from rtpcore.media_session import MediaConfig, MediaSession
 from sipcore.aiostack import AioSipEndpoint
 from sipcore.aioua import CallFailed, IncomingInvite, UserAgent
@@ -46,6 +53,7 @@ from .call import Call, CallStatus, call_failed_error
 from .emitter import EventEmitter
 from .errors import ErrorCode, VoiceSDKError
 from .options import DeviceOptions, IceServer, SipCredentials
+from .runtime import Clock, SystemClock, TimerHandle
 from .token import AccessToken, decode_token
 
 __all__ = ["Device"]
@@ -82,9 +90,11 @@ def _target_from_proxy(text: str) -> Target:
 
 class Device(EventEmitter):
     def __init__(self, token: str | None = None, *, token_provider: TokenProvider | None = None,
-                 options: DeviceOptions | None = None) -> None:
+                 options: DeviceOptions | None = None, clock: Clock | None = None) -> None:
         super().__init__()
         self.options = options or DeviceOptions()
+        self.clock: Clock = clock or SystemClock()
+        """Wall clock of the token schedule (expiry checks and ``token_will_expire``)."""
         logging.getLogger("voice_sdk").setLevel(self.options.log_level)
         self._raw_token = token
         self.token_provider = token_provider
@@ -97,7 +107,7 @@ class Device(EventEmitter):
         self._reg: RegistrationClient | None = None
         self._reg_task: asyncio.Task[None] | None = None
         self._reg_waiters: list[asyncio.Future[Any]] = []
-        self._expiry_handle: asyncio.TimerHandle | None = None
+        self._expiry_handle: TimerHandle | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._reg_wakeup = asyncio.Event()
         self.sip_trace: Callable[[str, bytes, Target], None] | None = None
@@ -141,7 +151,7 @@ class Device(EventEmitter):
                 raise VoiceSDKError(ErrorCode.AUTH_ERROR, f"token provider failed: {exc}", exc) from exc
         if raw is None:
             return None
-        tok = decode_token(raw, now=time.time())
+        tok = decode_token(raw, now=self.clock.time())
         if self.token is not None and tok.identity != self.token.identity:
             raise VoiceSDKError(ErrorCode.AUTH_ERROR,
                                 f"token is for {tok.identity!r}, the device belongs to {self.token.identity!r}")
@@ -317,8 +327,8 @@ class Device(EventEmitter):
             self._expiry_handle = None
         if self.token is None:
             return
-        delay = max(0.0, self.token.expires_at - self.options.token_expiry_lead - time.time())
-        self._expiry_handle = asyncio.get_running_loop().call_later(delay, self._token_will_expire)
+        delay = max(0.0, self.token.expires_at - self.options.token_expiry_lead - self.clock.time())
+        self._expiry_handle = self.clock.call_later(delay, self._token_will_expire)
 
     def _token_will_expire(self) -> None:
         self._expiry_handle = None
@@ -331,19 +341,22 @@ class Device(EventEmitter):
     async def _refresh_from_provider(self) -> None:
         try:
             await self._current_token(fresh=True)
-            await self._reregister_with_new_credentials()
+            if self.state == "registered":
+                await self._reregister_with_new_credentials()
+            else:  # offline: the next reconnect attempt registers with the new token
+                self._schedule_token_expiry()
         except VoiceSDKError as exc:
             self.emit("error", exc)
 
     async def update_token(self, token: str) -> None:
         """Replace the token (same user); refreshes SIP credentials and re-registers, calls untouched."""
-        new = decode_token(token, now=time.time())
+        new = decode_token(token, now=self.clock.time())
         if self.token is not None and new.identity != self.token.identity:
             raise VoiceSDKError(ErrorCode.AUTH_ERROR,
                                 f"update_token: token is for {new.identity!r}, not {self.token.identity!r}")
         self._raw_token = token
         self.token = new
-        if self.state in ("registered", "reconnecting"):
+        if self.state == "registered":
             await self._reregister_with_new_credentials()
         self._schedule_token_expiry()
 
@@ -376,28 +389,65 @@ class Device(EventEmitter):
                 if self.state != "reconnecting":
                     return
                 try:
-                    if self.token is not None and self.token.expired(time.time()) and self.token_provider is not None:
+                    if self.token is not None and self.token.expired(self.clock.time()):
+                        if self.token_provider is None:
+                            raise VoiceSDKError(ErrorCode.TOKEN_EXPIRED,
+                                                "the access token expired while offline: update_token() first")
                         await self._current_token(fresh=True)
                     if self.token is not None:
                         self.creds = await self._fetch_credentials(self.token)
                     await self._start_sip()
                     await self._register_and_wait(timeout=15)
                 except VoiceSDKError as exc:
+                    if exc.code in (ErrorCode.TOKEN_EXPIRED, ErrorCode.AUTH_ERROR):
+                        self.state = "unregistered"
+                        self.emit("error", exc)
+                        self.emit("unregistered", {"reason": exc.message})
+                        return
                     log.info("reconnect attempt %d failed: %s", attempt, exc)
                     self.state = "reconnecting"
                     continue
                 self.state = "registered"
+                self._schedule_token_expiry()
                 self.emit("reconnected")
                 return
         finally:
             self._reconnect_task = None
 
     # -- calls -----------------------------------------------------------------------------------------
+    async def _ice_servers(self) -> tuple[tuple[tuple[str, int], ...], tuple[TurnServer, ...]]:
+        """STUN and TURN servers from the options and the credentials service, resolved.
+
+        Only what the media path speaks is used: ``stun:`` and ``turn:`` over UDP.
+        """
+        stun: list[tuple[str, int]] = []
+        turn: list[TurnServer] = []
+        servers = tuple(self.options.ice_servers) + (self.creds.ice if self.creds is not None else ())
+        loop = asyncio.get_running_loop()
+        for server in servers:
+            for url in server.urls:
+                parsed = _parse_ice_url(url)
+                if parsed is None:
+                    continue
+                scheme, host, port = parsed
+                try:
+                    infos = await loop.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+                except OSError as exc:
+                    log.warning("ICE server %s not resolvable: %s", url, exc)
+                    continue
+                addr = (str(infos[0][4][0]), port)
+                if scheme == "stun":
+                    stun.append(addr)
+                elif server.username is not None and server.credential is not None:
+                    turn.append(TurnServer(addr, server.username, server.credential))
+        return tuple(stun), tuple(turn)
+
     async def _new_media(self) -> tuple[MediaSession, AioMediaDriver]:
         proto, addr = await bind_media_socket(self.local_host, 0)
         sec = self.options.media_security
+        stun, turn = await self._ice_servers()
         config = MediaConfig(security=sec if sec in ("dtls", "sdes") else "none",
-                             codecs=tuple(self.options.codecs))
+                             codecs=tuple(self.options.codecs), stun_servers=stun, turn_servers=turn)
         try:
             media = MediaSession(addr, now=self._now(), config=config, wallclock=time.time(), keylog=self.keylog)
         except RtpCoreError as exc:
@@ -408,6 +458,13 @@ class Device(EventEmitter):
         on_packet = (lambda d, data, peer: trace(d, data, addr, peer)) if trace is not None else None
         driver = AioMediaDriver(media, proto, on_packet=on_packet)
         return media, driver
+
+    async def _gathered(self, media: MediaSession, driver: AioMediaDriver) -> None:
+        """Wait (bounded by ``ice_gathering_timeout``) until ICE knows all local candidates."""
+        driver.poke()
+        deadline = self._now() + self.options.ice_gathering_timeout
+        while not media.gathering_complete and self._now() < deadline:
+            await asyncio.sleep(0.01)
 
     def _request_uri(self, to: str) -> str:
         assert self.creds is not None
@@ -422,7 +479,7 @@ class Device(EventEmitter):
         """Place a call; returns at once with a pending Call (watch its events or ``wait_accepted``)."""
         if self.state not in ("registered", "reconnecting") or self.ua is None:
             raise VoiceSDKError(ErrorCode.INVALID_STATE, "register() first")
-        if self.token is not None and self.token.expired(time.time()):
+        if self.token is not None and self.token.expired(self.clock.time()):
             raise VoiceSDKError(ErrorCode.TOKEN_EXPIRED, "the access token expired: update_token() first")
         uri = self._request_uri(to)
         headers = dict(self.options.default_extra_headers)
@@ -437,6 +494,7 @@ class Device(EventEmitter):
         call = Call(self, direction="outgoing", remote_identity=uri, custom_headers=headers)
         media, driver = await self._new_media()
         call._attach_media(media, driver)
+        await self._gathered(media, driver)
         offer = media.create_offer(self._now())
         out = self.ua.invite(uri, offer, headers=list(headers.items()), on_provisional=call._on_provisional)
         call.outgoing = out
@@ -468,8 +526,7 @@ class Device(EventEmitter):
         call.driver.start_media_clock()
 
     async def _on_invite(self, inc: IncomingInvite) -> None:
-        busy = any(c.status in (CallStatus.ACCEPTED, CallStatus.RINGING) or
-                   (c.status == CallStatus.PENDING and c.direction == "outgoing") for c in self.calls)
+        busy = any(c.status in (CallStatus.PENDING, CallStatus.RINGING, CallStatus.ACCEPTED) for c in self.calls)
         if busy and not self.options.allow_incoming_while_busy:
             inc.reject(486)
             return
@@ -486,7 +543,7 @@ class Device(EventEmitter):
 
         async def watch_cancel() -> None:
             await inc.cancelled.wait()
-            call._end("cancelled by caller")
+            call._end("cancelled")
 
         self._spawn(watch_cancel())
 
@@ -545,6 +602,18 @@ class Device(EventEmitter):
 
     def set_output_device(self, device: int | str | None) -> None:
         self.options = _replace(self.options, output_device=device)
+
+
+def _parse_ice_url(url: str) -> tuple[str, str, int] | None:
+    """``stun:host[:port]`` / ``turn:host[:port][?transport=udp]`` -> (scheme, host, port); None otherwise."""
+    scheme, _, rest = url.partition(":")
+    rest, _, query = rest.partition("?")
+    if scheme not in ("stun", "turn") or not rest or (query and query.lower() != "transport=udp"):
+        return None
+    host, _, port = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "3478")
+    if not host or not port.isdigit():
+        return None
+    return scheme, host, int(port)
 
 
 def _replace(options: DeviceOptions, **changes: Any) -> DeviceOptions:
