@@ -5,7 +5,8 @@ How a test drives a browser:
 * :class:`PageHost` is a tiny aiohttp server on 127.0.0.1 that serves ``tests/interop/jssip/www``
   (the pages and the JsSIP bundle built by ``install.sh``) and talks to each page by id:
   ``GET /config/<id>`` hands the page its configuration, ``POST /log/<id>`` streams its progress
-  lines, ``POST /ready/<id>`` says it is registered, ``POST /report/<id>`` delivers the result.
+  lines, ``POST /mark/<id>/<name>`` signals a milestone the test can wait for (``registered``,
+  ``media``), ``POST /report/<id>`` delivers the result.
   No DevTools protocol is needed: the page reports over plain HTTP on the same origin.
 * :class:`Chromium` starts ``chromium --headless`` with a fresh ``--user-data-dir`` and the flags
   below, in its own session (process group), and kills that group by its id when done.
@@ -63,7 +64,7 @@ class PageHost:
         self.configs: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, list[str]] = {}
         self._reports: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._ready: dict[str, asyncio.Event] = {}
+        self._marks: dict[tuple[str, str], asyncio.Event] = {}
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
@@ -72,14 +73,13 @@ class PageHost:
         self.configs[page_id] = config
         self.logs[page_id] = []
         self._reports[page_id] = asyncio.get_running_loop().create_future()
-        self._ready[page_id] = asyncio.Event()
         return f"{self.base_url}/ua.html?id={page_id}"
 
     async def start(self, host: str = "127.0.0.1") -> str:
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.router.add_get("/config/{id}", self._config)
         app.router.add_post("/log/{id}", self._log)
-        app.router.add_post("/ready/{id}", self._ready_post)
+        app.router.add_post("/mark/{id}/{name}", self._mark)
         app.router.add_post("/report/{id}", self._report)
         app.router.add_get("/favicon.ico", self._no_content)
         app.router.add_static("/", self.www)
@@ -96,8 +96,15 @@ class PageHost:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    async def wait_ready(self, page_id: str, timeout: float) -> None:
-        await asyncio.wait_for(self._ready[page_id].wait(), timeout)
+    def _mark_event(self, page_id: str, name: str) -> asyncio.Event:
+        key = (page_id, name)
+        if key not in self._marks and len(self._marks) < 1000:
+            self._marks[key] = asyncio.Event()
+        return self._marks[key]
+
+    async def wait_mark(self, page_id: str, name: str, timeout: float) -> None:
+        """Until the page posts ``/mark/<page_id>/<name>`` (TimeoutError otherwise)."""
+        await asyncio.wait_for(self._mark_event(page_id, name).wait(), timeout)
 
     async def wait_report(self, page_id: str, timeout: float) -> dict[str, Any]:
         return await asyncio.wait_for(asyncio.shield(self._reports[page_id]), timeout)
@@ -117,8 +124,8 @@ class PageHost:
             self.logs[page_id].append(await request.text())
         return web.Response(status=204)
 
-    async def _ready_post(self, request: web.Request) -> web.Response:
-        self._ready[self._page(request)].set()
+    async def _mark(self, request: web.Request) -> web.Response:
+        self._mark_event(self._page(request), request.match_info["name"]).set()
         return web.Response(status=204)
 
     async def _report(self, request: web.Request) -> web.Response:
