@@ -2,14 +2,21 @@
 
 The page (``jssip/www/ua.html``) is a plain JsSIP user agent: it registers over the platform's
 WebSocket URL with the ephemeral digest credentials the platform's HTTP API issued for an
-access token (``username = "<expiry>:<user>"``, realm = the platform's domain), calls a test
-number, proves media from ``RTCPeerConnection.getStats()`` (inbound audio ``packetsReceived``
-grows, the DTLS transport is ``connected``), hangs up and unregisters.
+access token (``username = "<expiry>:<user>"``, realm = the platform's domain), places or
+answers one call, proves media from ``RTCPeerConnection.getStats()`` (inbound audio
+``packetsReceived`` grows, the DTLS transport is ``connected``, the received audio has energy),
+hangs up (or is hung up on) and unregisters. Scenarios:
+
+* ``echo``: JsSIP calls the platform's echo number and hears its own (fake microphone) beeps.
+* ``browser_calls_device``: JsSIP calls a registered voice_sdk Device through the platform's
+  proxy; the Device answers with a 440 Hz tone and records what it hears; JsSIP hangs up.
+* ``device_calls_browser``: the Device calls the registered JsSIP, which answers; the Device
+  hangs up once both sides have proven media.
 
 What that covers on our side: SIP over WebSocket (RFC 7118), digest for REGISTER and INVITE
-(RFC 7616), the SDP answer to a browser offer (BUNDLE/mid, rtcp-mux, Opus), ICE towards a full
-ICE browser agent, DTLS-SRTP (RFC 5763/5764) with the browser in either role, symmetric RTP, and
-BYE/un-REGISTER.
+(RFC 7616), routing between registered users, SDP offers and answers a browser accepts
+(BUNDLE/mid, rtcp-mux, Opus), ICE with a full ICE browser agent in both roles (RFC 8445),
+DTLS-SRTP (RFC 5763/5764) with the browser as DTLS server and as client, BYE and un-REGISTER.
 
 Isolation: each scenario runs in a child process inside a fresh network namespace that holds
 only ``lo`` (``unshare --net``), so Chromium's only ICE candidate is 127.0.0.1 and nothing can
