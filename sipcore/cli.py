@@ -294,9 +294,12 @@ class _Session:
     async def open(self) -> None:
         self.target, ip = await _resolve(self.target)
         self.local_host = _local_ip(ip)
+        t = self.target.transport
+        if t in ("ws", "wss"):  # RFC 7118 §5: Via and Contact carry a random .invalid host
+            self.endpoint.stack.sent_by[t] = (f"{self.endpoint.stack.rng(6).hex()}.invalid", 0)
         try:
-            if self.target.transport in ("udp", "tcp"):
-                await self.endpoint.listen(self.target.transport, self.local_host, 0)
+            if t in ("udp", "tcp"):
+                await self.endpoint.listen(t, self.local_host, 0)
         except OSError as exc:
             raise CliError(EXIT_TIMEOUT, f"cannot open a {self.target.transport} socket on {self.local_host}: "
                            f"{exc.strerror or exc}") from None
@@ -314,7 +317,7 @@ class _Session:
     def contact_uri(self, user: str) -> str:
         t = self.target.transport
         if t in ("ws", "wss"):  # RFC 7118 §5: a WebSocket client is not reachable at an address
-            return f"sip:{user}@{self.endpoint.stack.rng(6).hex()}.invalid;transport={t}"
+            return f"sip:{user}@{self.endpoint.stack.sent_by[t][0]};transport={t}"
         host, port = self.endpoint.transport.local_address(t)
         params = "" if t == "udp" else f";transport={t}"
         return f"sip:{user}@{_host_literal(host)}:{port}{params}"
