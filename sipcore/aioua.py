@@ -1,14 +1,20 @@
 """An asyncio SIP user agent core: INVITE sessions (RFC 3261 §13-§15) on top of :class:`AioSipEndpoint`.
 
-What it adds to transactions and dialogs:
+The decisions live in sans-IO modules (:mod:`sipcore.invite`, dialogs, transactions); this
+module only keeps them fed, arms their timers on the event loop and turns outcomes into
+futures and callbacks.
 
 * UAC: INVITE with digest retry (401/407, §22.2), provisional responses (early dialogs),
-  CANCEL (§9.1; a 200 arriving after CANCEL is ACKed and BYEd), ACK for 2xx sent by the TU
-  and re-sent for every 2xx retransmission (§13.2.2.4), one session per answered fork.
-* UAS: 180/183, 2xx retransmitted with T1 doubling up to T2 until the ACK arrives, BYE after
-  64*T1 without ACK (§13.3.1.4), 487 after CANCEL, 481 for unknown dialogs.
-* In a dialog: BYE, re-INVITE (offer/answer callbacks; 491 glare with the §14.1 back-off),
-  INFO (dtmf-relay), OPTIONS, UPDATE without body; out-of-order CSeq → 500 (§12.2.2).
+  CANCEL (§9.1: sent once a provisional arrived; a 200 that wins the race is ACKed and BYEd),
+  ACK for every 2xx sent by the TU and re-sent for each retransmission (§13.2.2.4). Forking:
+  the first 2xx is the session, every 2xx from another fork is ACKed and ended with BYE.
+* UAS: 180/183, 2xx retransmitted with T1 doubling up to T2 until the ACK arrives, whatever
+  the transport, BYE after 64*T1 without ACK (§13.3.1.4), 487 after CANCEL, 481 for unknown
+  dialogs. The Reason of a CANCEL (RFC 3326, e.g. ``SIP;cause=200;text="Call completed
+  elsewhere"`` from a forking proxy) is kept on the :class:`IncomingInvite`.
+* In a dialog: BYE (with an optional Reason), re-INVITE (offer/answer callbacks; 491 glare
+  with the §14.1 back-off, 500 + Retry-After when a re-INVITE overtakes our answer), INFO
+  (dtmf-relay), OPTIONS, UPDATE without body; out-of-order CSeq → 500 (§12.2.2).
 
 Routing is "everything through the outbound flow" (what WebSocket clients such as JsSIP do,
 RFC 5626 style): a UAC sends all requests to its outbound target with Route headers from the
@@ -29,15 +35,34 @@ from .aiostack import AioSipEndpoint
 from .auth import AuthenticationFailed, DigestClient
 from .dialog import Dialog, DialogError, DialogState, dialog_id_for_request
 from .errors import LocalProtocolError, SipError, SipParseError
+from .header_extra import Reason
 from .headers import Headers
+from .invite import (
+    CALL_COMPLETED_ELSEWHERE,
+    AckAgain,
+    Answered,
+    AnswerUnusable,
+    Failed,
+    ForkDiscarded,
+    InviteClient,
+    InviteClientEvent,
+    OfferState,
+    ProvisionalReceived,
+    ResponseRetransmitter,
+    RetransmitAction,
+    glare_backoff,
+    reasons_of,
+)
 from .message import SipRequest, SipResponse, make_response, random_tag
 from .stack import CancelReceived, RequestReceived, StrayResponse, Target
 from .transaction import ClientTransaction, ServerTransaction
 from .uri import SipUri, parse_uri
 
-__all__ = ["CallFailed", "IncomingInvite", "InviteSession", "UserAgent"]
+__all__ = ["CallFailed", "IncomingInvite", "InviteSession", "OutgoingInvite", "UserAgent"]
 
 log = logging.getLogger("sipcore.ua")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY, REFER, MESSAGE"
 
 
 class CallFailed(SipError):
@@ -53,10 +78,31 @@ class CallFailed(SipError):
 OfferHandler = Callable[["InviteSession", bytes], Awaitable[bytes]]
 
 
+def reason_headers(reason: Reason | str | None) -> list[tuple[str, str]]:
+    """A Reason header (RFC 3326) for a BYE or CANCEL, from a :class:`Reason` or its text."""
+    if reason is None:
+        return []
+    return [("Reason", str(reason))]
+
+
 @dataclass(slots=True)
 class _Uas2xx:
+    """A 2xx the UAS core repeats until its ACK arrives (§13.3.1.4)."""
+
     response: SipResponse
-    acked: asyncio.Event
+    retransmitter: ResponseRetransmitter
+    target: Target
+    session: InviteSession
+    handle: asyncio.TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class _SentInvite:
+    """What a stray 2xx needs: the INVITE's client core, its pending call, where to send ACKs."""
+
+    client: InviteClient
+    out: OutgoingInvite
+    target: Target
 
 
 class InviteSession:
@@ -72,17 +118,23 @@ class InviteSession:
         self.remote_sdp = remote_sdp
         self.terminated = asyncio.Event()
         self.end_reason: str | None = None
+        self.remote_reasons: list[Reason] = []
+        """The Reason values (RFC 3326) of the BYE that ended the call, if the peer sent any."""
         self.on_bye: Callable[[SipRequest | None], None] | None = None
         """Called once when the dialog ends (the BYE request, or None when we ended it)."""
         self.on_reinvite: OfferHandler | None = None
         """Called with the remote offer of a re-INVITE; returns our answer SDP."""
         self.on_info: Callable[[SipRequest], int] | None = None
-        self._reinvite_busy = False
+        self.offers = OfferState()
         self._auth: list[tuple[str, str]] = []
 
     @property
     def call_id(self) -> str:
         return self.dialog.call_id
+
+    @property
+    def _reinvite_busy(self) -> bool:
+        return self.offers.local_invite
 
     def _ended(self, reason: str, request: SipRequest | None) -> None:
         if self.terminated.is_set():
@@ -114,20 +166,24 @@ class InviteSession:
             self.dialog.update_from_response(resp)
         if method == "INVITE" and resp.status_code >= 200:
             if resp.status_code < 300:
-                self.ua.endpoint.send_ack(self.dialog.create_ack(req.cseq.seq), self.target)
+                ack = self.dialog.create_ack(req.cseq.seq, headers=self._auth)
+                self.ua._remember_ack(req, ack, self.target)
+                self.ua.endpoint.send_ack(ack, self.target)
             elif resp.status_code in (481, 408):
                 self._ended(f"{resp.status_code} to re-INVITE", None)
         return resp
 
-    async def bye(self, reason: str | None = None) -> None:
-        """End the call (RFC 3261 §15.1.1); returns when the BYE is answered or timed out."""
+    async def bye(self, reason: Reason | str | None = None) -> None:
+        """End the call (RFC 3261 §15.1.1); returns when the BYE is answered or timed out.
+
+        ``reason`` goes into a Reason header (RFC 3326), e.g. ``Reason("Q.850", 16, None)``.
+        """
         if self.terminated.is_set() or self.dialog.state is DialogState.TERMINATED:
             return
-        headers = [("Reason", reason)] if reason else []
         self._ended("local hangup", None)
         self.dialog.state = DialogState.CONFIRMED
         try:
-            await asyncio.wait_for(self._request("BYE", headers=headers), 40)
+            await asyncio.wait_for(self._request("BYE", headers=reason_headers(reason)), 40)
         except (TimeoutError, SipError, LocalProtocolError):
             pass
         finally:
@@ -135,21 +191,22 @@ class InviteSession:
 
     async def reinvite(self, sdp: bytes) -> SipResponse:
         """Send a re-INVITE with ``sdp`` (hold/resume, ICE restart); 491 → retried after §14.1 back-off."""
+        resp: SipResponse | None = None
         for attempt in range(3):
-            self._reinvite_busy = True
+            self.offers.local_invite = self.offers.local_offer = True
             try:
                 resp = await self._request("INVITE", body=sdp, content_type="application/sdp")
             finally:
-                self._reinvite_busy = False
+                self.offers.local_invite = self.offers.local_offer = False
             if resp.status_code == 491 and attempt < 2:
-                # §14.1: owner of the Call-ID waits 2.1-4 s, the other side 0-2 s
-                base = 2.1 if self.outgoing else 0.0
-                await asyncio.sleep(base + int.from_bytes(self.ua.rng(1), "big") / 255 * 1.9)
+                # §14.1: the owner of the Call-ID (it sent the first INVITE) waits 2.1-4 s, the other 0-2 s
+                await asyncio.sleep(glare_backoff(self.dialog.is_uac, self.ua.rng))
                 continue
             if resp.status_code < 300:
                 self.local_sdp = sdp
                 self.remote_sdp = resp.body
             return resp
+        assert resp is not None
         return resp
 
     async def info(self, body: bytes, content_type: str) -> SipResponse:
@@ -168,37 +225,50 @@ class InviteSession:
         if req.method == "ACK":
             self.ua._ack_received(req)
             return
-        assert tx is not None
+        if tx is None:
+            return
+        ep = self.ua.endpoint
         if req.method == "BYE":
-            self.ua.endpoint.respond(tx, make_response(req, 200))
+            self.remote_reasons = reasons_of(req)
+            ep.respond(tx, make_response(req, 200))
             self._ended("remote hangup", req)
         elif req.method == "INVITE":
-            if self._reinvite_busy:
-                self.ua.endpoint.respond(tx, make_response(req, 491))
-                return
+            await self._on_reinvite(req, tx, ev.source)
+        elif req.method == "INFO":
+            code = self.on_info(req) if self.on_info is not None else 200
+            ep.respond(tx, make_response(req, code))
+        elif req.method in ("OPTIONS", "UPDATE", "NOTIFY"):
+            ep.respond(tx, make_response(req, 200, headers=[("Contact", self.ua.contact)]))
+        else:
+            ep.respond(tx, make_response(req, 501, headers=[("Allow", ALLOW)]))
+
+    async def _on_reinvite(self, req: SipRequest, tx: ServerTransaction, source: Target) -> None:
+        ep = self.ua.endpoint
+        collision = self.offers.check_incoming("INVITE", bool(req.body), self.ua.rng)
+        if collision is not None:
+            status, headers = collision
+            ep.respond(tx, make_response(req, status, headers=headers))
+            return
+        self.offers.remote_invite = True
+        try:
             if self.on_reinvite is None or not req.body:
                 resp = make_response(req, 200, headers=[("Contact", self.ua.contact)], body=self.local_sdp,
                                      content_type="application/sdp" if self.local_sdp else None)
             else:
+                self.offers.remote_offer = True
                 try:
                     answer = await self.on_reinvite(self, req.body)
                 except SipError as exc:
-                    self.ua.endpoint.respond(tx, make_response(req, 488, str(exc)[:80]))
+                    ep.respond(tx, make_response(req, 488, str(exc)[:80]))
                     return
+                finally:
+                    self.offers.remote_offer = False
                 self.local_sdp, self.remote_sdp = answer, req.body
                 resp = make_response(req, 200, headers=[("Contact", self.ua.contact)], body=answer,
                                      content_type="application/sdp")
-            self.ua._send_2xx(tx, resp, self)
-        elif req.method == "INFO":
-            code = self.on_info(req) if self.on_info is not None else 200
-            self.ua.endpoint.respond(tx, make_response(req, code))
-        elif req.method in ("OPTIONS", "UPDATE", "NOTIFY"):
-            self.ua.endpoint.respond(tx, make_response(req, 200, headers=[("Contact", self.ua.contact)]))
-        else:
-            self.ua.endpoint.respond(tx, make_response(req, 501, headers=[("Allow", ALLOW)]))
-
-
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY, REFER, MESSAGE"
+            self.ua._send_2xx(tx, resp, self, source)
+        finally:
+            self.offers.remote_invite = False
 
 
 class IncomingInvite:
@@ -207,17 +277,26 @@ class IncomingInvite:
     def __init__(self, ua: UserAgent, event: RequestReceived) -> None:
         self.ua = ua
         self.request = event.request
-        assert event.transaction is not None
+        if event.transaction is None:
+            raise LocalProtocolError("an INVITE always has a server transaction")
         self.transaction: ServerTransaction = event.transaction
         self.source = event.source
         self.to_tag = random_tag(ua.rng)
         self.cancelled = asyncio.Event()
+        self.cancel_reasons: list[Reason] = []
+        """The Reason values of the CANCEL (RFC 3326), if it carried any."""
         self.done = False
         self.session: InviteSession | None = None
 
     @property
     def offer(self) -> bytes:
         return self.request.body
+
+    @property
+    def completed_elsewhere(self) -> bool:
+        """The CANCEL said another device took the call (``SIP;cause=200``): not a missed call."""
+        return any(r.protocol.upper() == "SIP" and r.cause == CALL_COMPLETED_ELSEWHERE.cause
+                   for r in self.cancel_reasons)
 
     def ring(self, *, early_sdp: bytes | None = None) -> None:
         if self.done:
@@ -241,7 +320,7 @@ class IncomingInvite:
                                 remote_sdp=self.request.body)
         self.ua._sessions[dialog.id] = session
         self.session = session
-        self.ua._send_2xx(self.transaction, resp, session)
+        self.ua._send_2xx(self.transaction, resp, session, self.source)
         return session
 
     def reject(self, status: int = 486, reason: str | None = None,
@@ -258,9 +337,15 @@ class OutgoingInvite:
 
     def __init__(self) -> None:
         self.transaction: ClientTransaction | None = None
+        self.client: InviteClient | None = None
         self.cancel_requested = False
+        self.cancel_sent = False
+        self.cancel_headers: list[tuple[str, str]] = []
         self.result: asyncio.Future[InviteSession] = asyncio.get_running_loop().create_future()
         self.provisional: list[SipResponse] = []
+        self.discarded: list[Dialog] = []
+        """Dialogs of answers that were ACKed and BYEd (other forks, or a 200 after CANCEL)."""
+        self.auth: list[tuple[str, str]] = []
 
 
 class UserAgent:
@@ -282,6 +367,7 @@ class UserAgent:
         self._sessions: dict[Any, InviteSession] = {}
         self._uas_2xx: dict[tuple[str, int], _Uas2xx] = {}
         self._incoming: dict[int, IncomingInvite] = {}
+        self._invites: dict[tuple[str, int], _SentInvite] = {}
         self._acks_sent: dict[tuple[str, int], tuple[SipRequest, Target]] = {}
         self.on_invite: Callable[[IncomingInvite], Awaitable[None] | None] | None = None
         self.on_message: Callable[[RequestReceived], int] | None = None
@@ -360,62 +446,132 @@ class UserAgent:
                           on_provisional: Callable[[SipResponse], None] | None) -> None:
         try:
             for _ in range(3):
-                def prov(resp: SipResponse) -> None:
+                client = InviteClient(req, ack_headers=out.auth, local_target=self.contact)
+                out.client = client
+                if out.cancel_requested:
+                    client.cancel()
+                sent = _SentInvite(client, out, target)
+                self._invites[(req.call_id, req.cseq.seq)] = sent
+
+                def prov(resp: SipResponse, sent: _SentInvite = sent) -> None:
                     out.provisional.append(resp)
+                    self._invite_events(sent, sent.client.receive_response(resp))
                     if on_provisional is not None:
                         on_provisional(resp)
+                    self._maybe_cancel(out)
+
                 tx, fut = self.endpoint.start_request(req, target, on_provisional=prov)
                 out.transaction = tx
-                if out.cancel_requested:
-                    self.endpoint.cancel(tx)
+                out.cancel_sent = False
                 resp = await fut
                 if resp.status_code in (401, 407) and self.digest is not None and not out.cancel_requested:
                     req = self.digest.authorize(req, resp)
+                    out.auth = [(n, v) for n, v in req.headers if n.lower() in ("authorization",
+                                                                                "proxy-authorization")]
                     continue
                 break
-            if 200 <= resp.status_code < 300:
-                dialog = Dialog.from_uac(req, resp)
-                dialog.local_target = self.contact
-                ack = dialog.create_ack(req.cseq.seq)
-                session = InviteSession(self, dialog, target, outgoing=True, local_sdp=req.body,
-                                        remote_sdp=resp.body)
-                session._auth = [(n, v) for n, v in req.headers if n.lower() in ("authorization",
-                                                                                 "proxy-authorization")]
-                self._sessions[dialog.id] = session
-                self._acks_sent[(dialog.call_id, req.cseq.seq)] = (ack, target)
-                self.endpoint.send_ack(ack, target)
-                if out.cancel_requested:
-                    await session.bye()
-                    out.result.set_exception(CallFailed(487, "Request Terminated"))
-                    return
-                out.result.set_result(session)
-            else:
+            self._invite_events(sent, client.receive_response(resp))
+            if not out.result.done():  # a final the client core ignored (never happens with a sane peer)
                 out.result.set_exception(CallFailed(resp.status_code, resp.reason, resp))
         except Exception as exc:  # surface anything to the caller, never hang it
             if not out.result.done():
                 out.result.set_exception(exc)
+        finally:
+            asyncio.get_running_loop().call_later(64 * self.endpoint.stack.timers.t1 + 5, self._forget_invite,
+                                                  (req.call_id, req.cseq.seq))
 
-    def cancel(self, out: OutgoingInvite) -> None:
-        """CANCEL a pending INVITE (sent once a provisional response arrived, RFC 3261 §9.1)."""
+    def _forget_invite(self, key: tuple[str, int]) -> None:
+        self._invites.pop(key, None)
+
+    def _invite_events(self, sent: _SentInvite, events: list[InviteClientEvent]) -> None:
+        """Act on what the INVITE's client core decided (see :class:`sipcore.invite.InviteClient`)."""
+        out, target, ep = sent.out, sent.target, self.endpoint
+        for ev in events:
+            if isinstance(ev, Answered):
+                session = InviteSession(self, ev.dialog, target, outgoing=True, local_sdp=sent.client.request.body,
+                                        remote_sdp=ev.response.body)
+                session._auth = list(out.auth)
+                self._sessions[ev.dialog.id] = session
+                ep.send_ack(ev.ack, target)
+                if not out.result.done():
+                    out.result.set_result(session)
+            elif isinstance(ev, AckAgain):
+                ep.send_ack(ev.ack, target)
+            elif isinstance(ev, ForkDiscarded):
+                ep.send_ack(ev.ack, target)
+                out.discarded.append(ev.dialog)
+                log.info("%s: answer from %s %s: ACK and BYE", ev.dialog.call_id, ev.dialog.remote_tag,
+                         "after CANCEL" if ev.cancelled else "(another fork)")
+                self._spawn(self._send_quietly(ev.bye, target))
+                if ev.cancelled and not out.result.done():
+                    out.result.set_exception(CallFailed(487, "Request Terminated", ev.response))
+            elif isinstance(ev, Failed):
+                if not out.result.done():
+                    out.result.set_exception(CallFailed(ev.response.status_code, ev.response.reason, ev.response))
+            elif isinstance(ev, AnswerUnusable):
+                log.warning("unusable 2xx to INVITE: %s", ev.error)
+                if not out.result.done():
+                    out.result.set_exception(CallFailed(502, f"Unusable answer: {ev.error}"[:80], ev.response))
+            elif isinstance(ev, ProvisionalReceived):
+                pass
+
+    async def _send_quietly(self, request: SipRequest, target: Target) -> None:
+        with contextlib.suppress(SipError):
+            await self.endpoint.request(request, target)
+
+    def cancel(self, out: OutgoingInvite, reason: Reason | str | None = None) -> None:
+        """CANCEL a pending INVITE, sent once a provisional response arrived (RFC 3261 §9.1).
+
+        ``reason`` goes into a Reason header (RFC 3326). A 200 that crosses the CANCEL is ACKed
+        and BYEd; ``out.result`` then fails with 487.
+        """
         out.cancel_requested = True
-        if out.transaction is not None:
-            with contextlib.suppress(SipError, LocalProtocolError):
-                self.endpoint.cancel(out.transaction)
+        out.cancel_headers = reason_headers(reason)
+        if out.client is not None:
+            out.client.cancel()
+        self._maybe_cancel(out)
+
+    def _maybe_cancel(self, out: OutgoingInvite) -> None:
+        tx = out.transaction
+        if not out.cancel_requested or out.cancel_sent or tx is None or not tx.can_cancel:
+            return
+        target = tx.context
+        if not isinstance(target, Target):
+            return
+        out.cancel_sent = True
+        cancel = tx.cancel_request()
+        for name, value in out.cancel_headers:
+            cancel.headers.add(name, value)
+        try:
+            _, fut = self.endpoint.start_request(cancel, target)
+        except (SipError, LocalProtocolError) as exc:
+            log.warning("cannot send CANCEL: %s", exc)
+            return
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def _remember_ack(self, invite: SipRequest, ack: SipRequest, target: Target) -> None:
+        key = (invite.call_id, invite.cseq.seq)
+        self._acks_sent[key] = (ack, target)
+        asyncio.get_running_loop().call_later(64 * self.endpoint.stack.timers.t1 + 5, self._acks_sent.pop, key, None)
 
     def _on_stray(self, ev: StrayResponse) -> None:
-        """A 2xx retransmission after our transaction ended: ACK it again (§13.2.2.4)."""
+        """Every 2xx but the first (other forks, retransmissions): ACK again, or ACK and BYE (§13.2.2.4)."""
         resp = ev.response
         if resp.status_code < 200 or resp.status_code >= 300:
             return
         try:
             key = (resp.call_id, resp.cseq.seq)
+            if resp.cseq.method != "INVITE":
+                return
         except SipParseError:
             return
-        sent = self._acks_sent.get(key)
+        sent = self._invites.get(key)
         if sent is not None:
-            ack, target = sent
-            self.endpoint.stack.send_stateless(ack, target)
-            self.endpoint._drive()
+            self._invite_events(sent, sent.client.receive_response(resp))
+            return
+        ack = self._acks_sent.get(key)
+        if ack is not None:
+            self.endpoint.send_ack(*ack)
 
     # -- incoming requests -------------------------------------------------------------------------------
     def _on_request(self, ev: RequestReceived) -> Awaitable[None] | None:
@@ -460,48 +616,56 @@ class UserAgent:
     def _on_cancel(self, ev: CancelReceived) -> None:
         inc = self._incoming.get(id(ev.invite_transaction))
         if inc is None or inc.done:
-            return
+            return  # already answered: the CANCEL has no effect (§9.2), the stack said 200 to it
         inc.done = True
+        inc.cancel_reasons = reasons_of(ev.cancel)
         inc.cancelled.set()
         self.endpoint.respond(inc.transaction, make_response(inc.request, 487, to_tag=inc.to_tag))
 
     # -- UAS 2xx reliability (§13.3.1.4) -----------------------------------------------------------------
-    def _send_2xx(self, tx: ServerTransaction, resp: SipResponse, session: InviteSession) -> None:
+    def _send_2xx(self, tx: ServerTransaction, resp: SipResponse, session: InviteSession, source: Target) -> None:
         self.endpoint.respond(tx, resp)
         key = (resp.call_id, resp.cseq.seq)
-        state = _Uas2xx(resp, asyncio.Event())
+        old = self._uas_2xx.pop(key, None)
+        if old is not None and old.handle is not None:
+            old.handle.cancel()
+        state = _Uas2xx(resp, ResponseRetransmitter.for_2xx(self.endpoint.now(), self.endpoint.stack.timers),
+                        self.endpoint.stack.response_target(tx.request, source), session)
         self._uas_2xx[key] = state
-        self._spawn(self._retransmit_2xx(key, state, session))
+        self._arm_2xx(key, state)
 
-    async def _retransmit_2xx(self, key: tuple[str, int], state: _Uas2xx, session: InviteSession) -> None:
-        timers = self.endpoint.stack.timers
-        interval = timers.t1
-        deadline = self.endpoint.now() + 64 * timers.t1
-        target = self.endpoint.stack.response_target(_via_carrier(state.response), session.target)
-        try:
-            while self.endpoint.now() < deadline:
-                try:
-                    await asyncio.wait_for(state.acked.wait(), interval)
-                    return
-                except TimeoutError:
-                    pass
-                if session.target.reliable:
-                    continue  # reliable transports: no retransmission, just wait for the ACK
-                self.endpoint.send_stateless(state.response, target)
-                interval = min(interval * 2, timers.t2)
-            log.warning("no ACK for %s %s within 64*T1: ending the call (RFC 3261 §13.3.1.4)", key[0], key[1])
-            await session.bye("SIP;cause=408;text=\"ACK timeout\"")
-        finally:
+    def _arm_2xx(self, key: tuple[str, int], state: _Uas2xx) -> None:
+        deadline = state.retransmitter.next_deadline()
+        if deadline is None:
             self._uas_2xx.pop(key, None)
+            return
+        state.handle = asyncio.get_running_loop().call_at(deadline, self._fire_2xx, key, state)
+
+    def _fire_2xx(self, key: tuple[str, int], state: _Uas2xx) -> None:
+        if self._uas_2xx.get(key) is not state:
+            return
+        retx = state.retransmitter
+        action = retx.handle_timeout(max(self.endpoint.now(), retx.next_deadline() or 0.0))
+        if action is RetransmitAction.RESEND:
+            self.endpoint.send_stateless(state.response, state.target)
+        elif action is RetransmitAction.GIVE_UP:
+            del self._uas_2xx[key]
+            log.warning("no ACK for %s %s within 64*T1: ending the call (RFC 3261 §13.3.1.4)", key[0], key[1])
+            if state.session.dialog.state is DialogState.CONFIRMED and not state.session.terminated.is_set():
+                self._spawn(state.session.bye(Reason("SIP", 408, "ACK timeout")))
+            return
+        self._arm_2xx(key, state)
 
     def _ack_received(self, ack: SipRequest) -> None:
         try:
             key = (ack.call_id, ack.cseq.seq)
         except SipParseError:
             return
-        state = self._uas_2xx.get(key)
+        state = self._uas_2xx.pop(key, None)
         if state is not None:
-            state.acked.set()
+            state.retransmitter.stop()
+            if state.handle is not None:
+                state.handle.cancel()
         for txid, inc in list(self._incoming.items()):
             if inc.done and inc.request.call_id == key[0]:
                 self._incoming.pop(txid, None)
@@ -515,14 +679,10 @@ class UserAgent:
         for session in list(self._sessions.values()):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(session.bye(), 2)
+        for state in self._uas_2xx.values():
+            if state.handle is not None:
+                state.handle.cancel()
+        self._uas_2xx.clear()
         for task in list(self._tasks):
             task.cancel()
 
-
-def _via_carrier(resp: SipResponse) -> SipRequest:
-    """A request carrying the response's Via, for response routing of 2xx retransmissions."""
-    h = Headers()
-    for name, value in resp.headers:
-        if name.lower() in ("via", "v"):
-            h.add(name, value)
-    return SipRequest("INVITE", "sip:invalid", h)
