@@ -92,6 +92,8 @@ __all__ = [
 
 Pcm = NDArray[np.int16]
 Addr = tuple[str, int]
+_MAX_HELD_DTLS = 16
+"""DTLS datagrams kept while ICE has no usable pair yet (one handshake flight fits easily)."""
 
 
 class MediaState(enum.Enum):
@@ -278,6 +280,7 @@ class MediaSession:
         self._ice_remote: tuple[str, str] | None = None
         self._ice_types = ("host", "host")
         self._dtls_pending_start = False
+        self._dtls_held: list[bytes] = []
         self._gathering_done = False
         use_ice = self.config.ice if self.config.ice is not None else self.config.security == "dtls"
         if use_ice:
@@ -314,6 +317,7 @@ class MediaSession:
             elif isinstance(ev, SelectedPairChanged):
                 self.remote_addr = ev.remote.addr
                 self._ice_types = (ev.local.type.value, ev.remote.type.value)
+                self._send_held_dtls()
                 if self._dtls_pending_start and self._dtls is not None:
                     self._dtls_pending_start = False
                     self._dtls.start(now)
@@ -323,6 +327,8 @@ class MediaSession:
                     # pair that works for it, before the answer to our nominating check arrives
                     self._connected(now)
             elif isinstance(ev, ConnectionStateChanged):
+                if ev.state is IceConnectionState.CONNECTED:
+                    self._send_held_dtls()  # a valid pair exists: usable before nomination
                 if ev.state is IceConnectionState.FAILED:
                     self._fail("ice", "ICE failed: no candidate pair worked", None)
             elif isinstance(ev, ConsentLost):
@@ -542,7 +548,18 @@ class MediaSession:
         if self._dtls is None:
             return
         for data in self._dtls.datagrams_to_send():
-            self._send_raw(data)
+            if self.ice is None:
+                self._send_raw(data)
+                continue
+            if self._dtls_held:
+                self._send_held_dtls()  # keep the order of what was held
+            if self._dtls_held or not self._send_ice(data):
+                # A ClientHello can arrive before our own check on that path succeeded (peers that
+                # start DTLS as soon as *their* check succeeds, e.g. baresip): keep the answer
+                # (bounded) until ICE has a valid pair rather than waiting for the peer's
+                # retransmission a second later (RFC 6347 §4.2.4.1 initial timer).
+                if len(self._dtls_held) < _MAX_HELD_DTLS:
+                    self._dtls_held.append(data)
         for ev in self._dtls.events():
             if isinstance(ev, HandshakeCompleted) and ev.srtp_profile is not None:
                 profile = profile_by_dtls_id(int(ev.srtp_profile))
@@ -569,10 +586,24 @@ class MediaSession:
         self._events.append(MediaFailed(cause=cause, message=message, error=error))
 
     # -- network ---------------------------------------------------------------------------------
+    def _send_ice(self, data: bytes) -> bool:
+        """Send on the ICE selected (or best valid) pair; False when there is no usable pair yet."""
+        assert self.ice is not None
+        out = self.ice.send(data)
+        for d, dst, _src in out:
+            self._out.append((d, dst))
+        return bool(out)
+
+    def _send_held_dtls(self) -> None:
+        held, self._dtls_held = self._dtls_held, []
+        for i, data in enumerate(held):
+            if self.ice is None or not self._send_ice(data):
+                self._dtls_held = held[i:]
+                return
+
     def _send_raw(self, data: bytes) -> None:
         if self.ice is not None:
-            for d, dst, _src in self.ice.send(data):
-                self._out.append((d, dst))
+            self._send_ice(data)
             return
         if self.remote_addr is not None:
             self._out.append((data, self.remote_addr))
