@@ -93,3 +93,90 @@ def peak_hz(pcm: np.ndarray, rate: int = 8000) -> float:
 
 def rms(pcm: np.ndarray) -> float:
     return float(np.sqrt(np.mean(pcm.astype(float) ** 2))) if len(pcm) else 0.0
+
+
+class TcpRelay:
+    """A TCP forwarder the test can cut and restore: the network between a device and the platform.
+
+    ``kill()`` aborts every relayed connection and stops listening (connects are refused);
+    ``restore()`` listens again on the same port.
+    """
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.target_port = 0
+        self._server: asyncio.Server | None = None
+        self._transports: set[asyncio.BaseTransport] = set()
+        self.connections = 0
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.connections += 1
+        self._transports.update((writer.transport, up_w.transport))
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                w.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+        self._transports.difference_update((writer.transport, up_w.transport))
+
+    async def kill(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for t in list(self._transports):
+            t.abort()
+        self._transports.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+
+class LossyTransport:
+    """Wraps a media socket's transport: drops outgoing datagrams with probability ``loss`` (seeded)."""
+
+    def __init__(self, inner: Any, loss: float, seed: int) -> None:
+        import random
+
+        self.inner = inner
+        self.loss = loss
+        self.rng = random.Random(seed)
+        self.sent = 0
+        self.dropped = 0
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        if self.rng.random() < self.loss:
+            self.dropped += 1
+            return
+        self.sent += 1
+        self.inner.sendto(data, addr)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def make_lossy(call: Call, loss: float, seed: int) -> LossyTransport:
+    assert call.driver is not None
+    lossy = LossyTransport(call.driver.proto.transport, loss, seed)
+    call.driver.proto.transport = lossy  # type: ignore[assignment]
+    return lossy
