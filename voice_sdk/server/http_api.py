@@ -7,6 +7,8 @@
 ``GET /health`` -> ``{status: "ok"}``
 
 Errors are JSON ``{error: {code, message}}`` with 400 (bad body), 401 (bad key or token).
+CORS: browsers on the origins in ``cors_origins`` (default any) may call the API directly; the
+preflight for ``Authorization`` / ``X-User-API-Key`` headers is answered.
 aiohttp is used because a correct, robust HTTP/1.1 server is not something to hand-write.
 """
 
@@ -53,7 +55,9 @@ class HttpApi:
         self.sip = sip
         self.clock = clock
         self.credential_ttl = credential_ttl
-        self.app = web.Application(client_max_size=64 * 1024)
+        self.cors_origins = cors_origins
+        self.app = web.Application(client_max_size=64 * 1024, middlewares=[self._cors])
+        self.app.router.add_route("OPTIONS", "/{tail:.*}", self.preflight)
         self.app.router.add_post("/open/sdk/access-token", self.access_token)
         self.app.router.add_get("/sdk/voip/sip-credentials", self.sip_credentials)
         self.app.router.add_get("/health", self.health)
@@ -72,6 +76,35 @@ class HttpApi:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def _allowed_origin(self, request: web.Request) -> str | None:
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return None
+        if "*" in self.cors_origins:
+            return "*"
+        return origin if origin in self.cors_origins else None
+
+    @web.middleware
+    async def _cors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        response: web.StreamResponse = await handler(request)
+        origin = self._allowed_origin(request)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+        return response
+
+    async def preflight(self, request: web.Request) -> web.Response:
+        origin = self._allowed_origin(request)
+        if origin is None:
+            return web.Response(status=403)
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Authorization, X-User-API-Key, Content-Type",
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        })
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
