@@ -47,7 +47,7 @@ def _error(status: int, code: str, message: str) -> web.Response:
 class HttpApi:
     def __init__(self, issuer: TokenIssuer, api_keys: set[str], sip_secret: str, turn_secret: str,
                  sip: SipEndpointInfo, *, clock: Callable[[], float] = time.time,
-                 credential_ttl: int = 3600) -> None:
+                 credential_ttl: int = 3600, cors_origins: tuple[str, ...] = ("*",)) -> None:
         self.issuer = issuer
         self.api_keys = api_keys
         self.sip_secret = sip_secret
