@@ -302,10 +302,7 @@ class Peer:
         ep = AioSipEndpoint()
         host, port = await ep.listen("udp", self.args.local, self.args.sip_port)
         self.report["sip_port"] = port
-        if self.args.mode == "call":
-            ua = UserAgent(ep, aor=f"sip:ours@{host}", outbound=None)
-        else:
-            ua = UserAgent(ep, aor=f"sip:ours@{host}", outbound=None)
+        ua = UserAgent(ep, aor=f"sip:ours@{host}", outbound=None)  # requests go to the R-URI's host:port
         try:
             ok = await (self.run_call(ua) if self.args.mode == "call" else self.run_answer(ua))
             return ok

@@ -324,6 +324,10 @@ def check_baresip_log(lab: Lab, proc: Proc, snap: dict[str, Any], *, min_packets
     text = proc.log.read_text(errors="replace")
     diag = tail(proc.log)
     assert "connectivity check is complete" in text, f"baresip: ICE did not complete\n{diag}"
+    m = re.search(r"mnat 'ice' connected: raddr (\S+):(\d+)", text)
+    ours = snap["selected_pair"]["local"]
+    assert m and (m.group(1), int(m.group(2))) == (ours[0], ours[1]), \
+        f"baresip's ICE path ({m and m.groups()}) is not our selected pair's local side {ours}"
     assert "verified sha-256 fingerprint OK" in text, f"baresip did not verify our fingerprint\n{diag}"
     m = re.search(r"DTLS-SRTP complete \(audio/RTP\) Profile=(\S+)", text)
     assert m, f"baresip: no DTLS-SRTP\n{diag}"
