@@ -8,7 +8,9 @@ INVITE it directly (or it dials us through its ctrl_tcp socket). During each cal
 * ``tshark`` (capture filter on our media port only, bounded by ``-a duration``) must see RTP in
   both directions with the negotiated payload type (RFC 3551 PT 0/8, Opus's dynamic PT, RFC 7587);
 * with ``mediaenc=srtp-mand`` (RTP/SAVP, RFC 4568 SDES) the packets carry the 80-bit SRTP tag
-  (RFC 3711 §4.2) and still decode on both sides.
+  (RFC 3711 §4.2) and still decode on both sides;
+* through Kamailio (the ``kamailio`` fixture of peers.py): baresip registers with digest, we call
+  its address of record with digest credentials, ACK/BYE follow the record-routed route set.
 
 Every process is bounded (baresip ``-t`` plus ``timeout``; tshark ``-a duration`` plus a
 subprocess timeout) and killed by its own process-group id in the fixture teardown.
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from baresip.peer import Baresip, free_port
+from peers import DOMAIN, PASSWORD, Kamailio, kamailio_fixture  # noqa: F401  (the kamailio fixture)
 
 from conftest import require
 from rtpcore.aio import AioMediaDriver, bind_media_socket
@@ -193,11 +196,16 @@ def _start_audio(media: MediaSession, driver: AioMediaDriver, sink: RecordingSin
     driver.start_media_clock()
 
 
-async def call_baresip(bs: Baresip, media_port: int, *, codec: str, security: str = "none") -> CallResult:
-    """We INVITE baresip, talk for CALL_SECONDS, send BYE."""
+async def call_baresip(bs: Baresip, media_port: int, *, codec: str, security: str = "none",
+                       proxy: int | None = None) -> CallResult:
+    """We INVITE baresip (directly, or through the proxy on 127.0.0.1:``proxy``), talk for CALL_SECONDS, BYE."""
     endpoint = AioSipEndpoint()
     await endpoint.listen("udp", "127.0.0.1", 0)
-    ua = UserAgent(endpoint, aor="sip:alice@127.0.0.1", outbound=Target("udp", "127.0.0.1", bs.sip_port))
+    if proxy is None:
+        ua = UserAgent(endpoint, aor="sip:alice@127.0.0.1", outbound=Target("udp", "127.0.0.1", bs.sip_port))
+    else:
+        ua = UserAgent(endpoint, aor=f"sip:alice@{DOMAIN}", outbound=Target("udp", "127.0.0.1", proxy),
+                       credentials=("alice", PASSWORD))
     media, driver, sink, events = await _media(media_port, security, codec)
     loop = asyncio.get_running_loop()
     try:
@@ -350,6 +358,24 @@ def test_sdes_srtp_call_to_baresip(peers: dict) -> None:
     assert_tone(result.received, 8000, BARESIP_HZ)
     theirs, rate = bs.recording("dec")
     assert_tone(theirs, rate, OUR_HZ)
+
+
+def test_call_to_baresip_through_kamailio(peers: dict, kamailio: Kamailio) -> None:
+    """baresip registers with Kamailio (digest); we call its AOR through the proxy (Record-Route:
+    ACK and BYE follow the route set); the media flows directly between the two ends."""
+    bs = peers["baresip"](codecs="pcma", registrar=(kamailio.sip_port, PASSWORD))
+    bs.wait_registered()
+    assert kamailio.contacts("bob"), kamailio.kamcmd("ul.dump")
+    port = free_port()
+    cap = peers["capture"](port)
+    result = run_bounded(call_baresip(bs, port, codec="PCMA", proxy=kamailio.sip_port))
+    cap.stop()
+    assert result.sip_session is not None and result.sip_session.dialog.route_set  # Kamailio record-routed
+    check_rtp_both_ways(cap, result, payload_len=12 + 160)
+    assert_tone(result.received, 8000, BARESIP_HZ)
+    theirs, rate = bs.recording("dec")
+    assert_tone(theirs, rate, OUR_HZ)
+    bs.wait_log(f"Call with sip:alice@{DOMAIN} terminated", 2.0)  # our BYE reached it through the proxy
 
 
 def test_baresip_calls_us_and_hangs_up(peers: dict) -> None:

@@ -5,7 +5,9 @@
   in its own session (process group), waits until the control socket accepts, and in
   :meth:`Baresip.stop` asks it to quit, then kills the group by its id. baresip quits by itself
   after ``lifetime`` seconds (``-t``) and ``timeout`` backs that up, so nothing outlives a test.
-* The account does not register (``regint=0``): we send INVITEs straight to its SIP port.
+* Direct mode: the account does not register (``regint=0``) and we send INVITEs straight to its
+  SIP port. Registrar mode (``registrar=(port, password)``): ``sip:<user>@lab.local`` registers
+  with digest through ``sip:127.0.0.1:<port>`` (Kamailio) and is called through it.
 * The ``sndfile`` module dumps, per call, what baresip encoded (``*-enc.wav``) and what it
   decoded from our RTP (``*-dec.wav``); :meth:`Baresip.recording` reads the latter.
 * :class:`Control` speaks ctrl_tcp: netstring-framed JSON commands (``dial``, ``hangup``,
@@ -156,9 +158,12 @@ class Baresip:
     """One baresip instance with one account ``sip:<user>@127.0.0.1:<sip_port>``."""
 
     def __init__(self, workdir: Path, *, user: str = "bob", codecs: str = "pcma", mediaenc: str | None = None,
-                 audio_source: str = "ausine,440", lifetime: int = 30) -> None:
+                 audio_source: str = "ausine,440", lifetime: int = 30,
+                 registrar: tuple[int, str] | None = None, domain: str = "lab.local") -> None:
         self.dir = workdir
         self.user = user
+        self.registrar = registrar
+        self.domain = domain
         self.codecs = codecs
         self.mediaenc = mediaenc
         self.audio_source = audio_source
@@ -174,6 +179,8 @@ class Baresip:
 
     @property
     def uri(self) -> str:
+        if self.registrar is not None:
+            return f"sip:{self.user}@{self.domain}"
         return f"sip:{self.user}@127.0.0.1:{self.sip_port}"
 
     def write_config(self) -> None:
@@ -184,6 +191,9 @@ class Baresip:
             "@RTPPORTS@": f"{self.rtp_ports[0]}-{self.rtp_ports[1]}", "@SNDPATH@": str(self.snd_dir),
             "@AUDIO_SOURCE@": self.audio_source, "@USER@": self.user, "@CODECS@": self.codecs,
             "@MEDIAENC@": f";mediaenc={self.mediaenc}" if self.mediaenc else "",
+            "@DOMAIN@": self.domain if self.registrar else f"127.0.0.1:{self.sip_port}",
+            "@REGISTRATION@": "regint=0" if self.registrar is None else
+            f'auth_pass={self.registrar[1]};outbound="sip:127.0.0.1:{self.registrar[0]}";regint=60',
         }
         for name in ("config", "accounts"):
             text = (HERE / f"{name}.template").read_text()
@@ -211,6 +221,19 @@ class Baresip:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"baresip did not come up within {START_TIMEOUT} s:\n{self.log()}")
+
+    def wait_log(self, text: str, timeout: float = 5.0) -> None:
+        """Until ``text`` shows up in baresip's log."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if text in self.log():
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"baresip did not log {text!r} within {timeout} s:\n{self.log()[-2000:]}")
+
+    def wait_registered(self, timeout: float = 5.0) -> None:
+        """Registrar mode: until baresip logs the registrar's 200 OK."""
+        self.wait_log(f"{self.user}@{self.domain}: {{0/UDP/v4}} 200 OK", timeout)
 
     def log(self) -> str:
         try:
