@@ -1,20 +1,29 @@
 """An asyncio SIP user agent core: INVITE sessions (RFC 3261 §13-§15) on top of :class:`AioSipEndpoint`.
 
-The decisions live in sans-IO modules (:mod:`sipcore.invite`, dialogs, transactions); this
-module only keeps them fed, arms their timers on the event loop and turns outcomes into
-futures and callbacks.
+The decisions live in sans-IO modules (:mod:`sipcore.invite`, :mod:`sipcore.prack`,
+:mod:`sipcore.session_timer`, dialogs, transactions); this module keeps them fed, arms their
+timers on the event loop and turns outcomes into futures and callbacks.
 
-* UAC: INVITE with digest retry (401/407, §22.2), provisional responses (early dialogs),
-  CANCEL (§9.1: sent once a provisional arrived; a 200 that wins the race is ACKed and BYEd),
-  ACK for every 2xx sent by the TU and re-sent for each retransmission (§13.2.2.4). Forking:
-  the first 2xx is the session, every 2xx from another fork is ACKed and ended with BYE.
-* UAS: 180/183, 2xx retransmitted with T1 doubling up to T2 until the ACK arrives, whatever
-  the transport, BYE after 64*T1 without ACK (§13.3.1.4), 487 after CANCEL, 481 for unknown
-  dialogs. The Reason of a CANCEL (RFC 3326, e.g. ``SIP;cause=200;text="Call completed
-  elsewhere"`` from a forking proxy) is kept on the :class:`IncomingInvite`.
-* In a dialog: BYE (with an optional Reason), re-INVITE (offer/answer callbacks; 491 glare
-  with the §14.1 back-off, 500 + Retry-After when a re-INVITE overtakes our answer), INFO
-  (dtmf-relay), OPTIONS, UPDATE without body; out-of-order CSeq → 500 (§12.2.2).
+* UAC: INVITE with digest retry (401/407, §22.2), 420 (drops ``Require: 100rel``) and 422
+  (raises Session-Expires, RFC 4028 §7.4) retries; provisional responses (early dialogs), PRACK
+  for reliable ones (RFC 3262 §4); CANCEL (§9.1: sent once a provisional arrived; a 200 that
+  wins the race is ACKed and BYEd); ACK for every 2xx, re-sent for each retransmission
+  (§13.2.2.4). Forking: the first 2xx is the session, every 2xx from another fork is ACKed and
+  ended with BYE.
+* UAS: 420 for unknown Require, 422 for a too small Session-Expires; 180/183, sent reliably
+  (RSeq, retransmitted until PRACK, RFC 3262 §3) when the UAC requires 100rel or supports it and
+  the TU asks; 2xx retransmitted with T1 doubling up to T2 until the ACK arrives, whatever the
+  transport, BYE after 64*T1 without ACK (§13.3.1.4); 487 after CANCEL, 481 for unknown dialogs.
+  The Reason of a CANCEL (RFC 3326, e.g. ``SIP;cause=200;text="Call completed elsewhere"``) is
+  kept on the :class:`IncomingInvite`.
+* In a dialog: BYE (optional Reason), re-INVITE and UPDATE (RFC 3311) with or without an
+  offer (491 glare with the §14.1 back-off, 500 + Retry-After when a request overtakes our
+  answer), session timers (RFC 4028: the refresher re-sends UPDATE, or re-INVITE when the peer
+  does not allow UPDATE, every half interval; the other side sends BYE when the session
+  expires), INFO (application/dtmf-relay → ``on_dtmf``), MESSAGE, OPTIONS; out-of-order
+  CSeq → 500 (§12.2.2).
+* Outside dialogs: OPTIONS answered with Allow/Accept/Supported (§11.2), MESSAGE (RFC 3428)
+  sent with :meth:`UserAgent.message` and received through ``on_message``.
 
 Routing is "everything through the outbound flow" (what WebSocket clients such as JsSIP do,
 RFC 5626 style): a UAC sends all requests to its outbound target with Route headers from the
@@ -28,7 +37,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .aiostack import AioSipEndpoint
@@ -50,19 +59,50 @@ from .invite import (
     ProvisionalReceived,
     ResponseRetransmitter,
     RetransmitAction,
+    dtmf_relay_body,
     glare_backoff,
+    next_attempt,
+    parse_dtmf_relay,
     reasons_of,
+    unsupported_requirements,
 )
-from .message import SipRequest, SipResponse, make_response, random_tag
+from .message import SipMessage, SipRequest, SipResponse, make_response, random_tag
+from .prack import PrackTracker, ReliableProvisionalSender
+from .session_timer import SessionTimer, SessionTimerAction, SessionTimerConfig
 from .stack import CancelReceived, RequestReceived, StrayResponse, Target
 from .transaction import ClientTransaction, ServerTransaction
 from .uri import SipUri, parse_uri
 
-__all__ = ["CallFailed", "IncomingInvite", "InviteSession", "OutgoingInvite", "UserAgent"]
+__all__ = ["ALLOW", "CallFailed", "IncomingInvite", "InviteSession", "OutgoingInvite", "UaConfig", "UserAgent"]
 
 log = logging.getLogger("sipcore.ua")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY, REFER, MESSAGE"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK, NOTIFY, REFER, MESSAGE, SUBSCRIBE, PUBLISH"
+ACCEPT = "application/sdp, application/dtmf-relay, message/sipfrag, text/plain"
+
+
+@dataclass(frozen=True, slots=True)
+class UaConfig:
+    """Extensions a :class:`UserAgent` offers and how it uses them."""
+
+    use_100rel: bool = True
+    """Offer ``Supported: 100rel`` and PRACK reliable provisionals (RFC 3262)."""
+    require_100rel: bool = False
+    """Send ``Require: 100rel`` in INVITEs (retried without it on 420)."""
+    reliable_ringing: bool = False
+    """As UAS, send 180/183 reliably whenever the UAC supports 100rel (not only when required)."""
+    session_timer: SessionTimerConfig | None = field(default_factory=SessionTimerConfig)
+    """Session timers (RFC 4028); None: no timer support at all. The default supports timers
+    and runs one when the peer asks, without asking for one itself."""
+
+    @property
+    def supported(self) -> list[str]:
+        tags = ["replaces", "outbound"]
+        if self.use_100rel:
+            tags.insert(0, "100rel")
+        if self.session_timer is not None:
+            tags.insert(1 if self.use_100rel else 0, "timer")
+        return tags
 
 
 class CallFailed(SipError):
@@ -85,6 +125,13 @@ def reason_headers(reason: Reason | str | None) -> list[tuple[str, str]]:
     return [("Reason", str(reason))]
 
 
+def _allowed(message: SipMessage) -> set[str]:
+    try:
+        return {m.upper() for m in message.tokens("allow")}
+    except SipParseError:
+        return set()
+
+
 @dataclass(slots=True)
 class _Uas2xx:
     """A 2xx the UAS core repeats until its ACK arrives (§13.3.1.4)."""
@@ -103,6 +150,7 @@ class _SentInvite:
     client: InviteClient
     out: OutgoingInvite
     target: Target
+    prack: PrackTracker
 
 
 class InviteSession:
@@ -124,8 +172,18 @@ class InviteSession:
         """Called once when the dialog ends (the BYE request, or None when we ended it)."""
         self.on_reinvite: OfferHandler | None = None
         """Called with the remote offer of a re-INVITE; returns our answer SDP."""
+        self.on_update: OfferHandler | None = None
+        """Called with the offer of an UPDATE (RFC 3311); falls back to ``on_reinvite``."""
         self.on_info: Callable[[SipRequest], int] | None = None
+        self.on_dtmf: Callable[[str, int | None], None] | None = None
+        """Called with (digit, duration ms) for each INFO application/dtmf-relay."""
+        self.on_message: Callable[[SipRequest], int] | None = None
+        """An in-dialog MESSAGE (RFC 3428); returns the status code (default 200)."""
         self.offers = OfferState()
+        self.timer = SessionTimer(ua.config.session_timer) if ua.config.session_timer is not None else None
+        self.peer_allow: set[str] = set()
+        """Methods the peer listed in Allow (UPDATE decides how session refreshes are sent)."""
+        self._timer_handle: asyncio.TimerHandle | None = None
         self._auth: list[tuple[str, str]] = []
 
     @property
@@ -142,6 +200,7 @@ class InviteSession:
         self.end_reason = reason
         self.dialog.terminate()
         self.terminated.set()
+        self._stop_timer()
         self.ua._sessions.pop(self.dialog.id, None)
         if self.on_bye is not None:
             try:
@@ -149,28 +208,86 @@ class InviteSession:
             except Exception:
                 log.exception("on_bye failed")
 
+    # -- session timer (RFC 4028) ----------------------------------------------------------------------
+    def _stop_timer(self) -> None:
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        if self.timer is not None:
+            self.timer.stop()
+
+    def _arm_timer(self) -> None:
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        if self.timer is None or self.terminated.is_set():
+            return
+        deadline = self.timer.next_deadline()
+        if deadline is not None:
+            self._timer_handle = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer_handle = None
+        if self.timer is None:
+            return
+        action = self.timer.handle_timeout(max(self.ua.endpoint.now(), self.timer.next_deadline() or 0.0))
+        if action is SessionTimerAction.REFRESH:
+            self.ua._spawn(self._refresh())
+        elif action is SessionTimerAction.EXPIRED:
+            log.info("%s: session expired without refresh (RFC 4028 §10)", self.call_id)
+            self.ua._spawn(self.bye(Reason("SIP", 408, "Session expired")))
+            return
+        self._arm_timer()
+
+    async def _refresh(self) -> None:
+        try:
+            if "UPDATE" in self.peer_allow:
+                resp = await self.update()
+            else:
+                resp = await self.reinvite(self.local_sdp)
+        except (SipError, LocalProtocolError) as exc:
+            log.warning("%s: session refresh failed: %s", self.call_id, exc)
+            return
+        if resp.status_code in (408, 481):
+            await self.bye()
+
+    # -- requests we send ------------------------------------------------------------------------------------
     async def _request(self, method: str, *, body: bytes = b"", content_type: str | None = None,
                        headers: list[tuple[str, str]] | None = None) -> SipResponse:
-        req = self.dialog.create_request(method, body=body, content_type=content_type, headers=headers or [],
-                                         contact=self.ua.contact if method in ("INVITE", "UPDATE") else None)
+        extra = list(headers or [])
+        refresh = method in ("INVITE", "UPDATE")
+        if refresh and self.timer is not None:
+            extra += self.timer.request_headers()
+        req = self.dialog.create_request(method, body=body, content_type=content_type, headers=extra,
+                                         contact=self.ua.contact if refresh else None)
         resp = await self.ua.endpoint.request(req, self.target)
-        if resp.status_code in (401, 407) and self.ua.digest is not None:
-            try:
-                req2 = self.ua.digest.authorize(req, resp)
-            except (AuthenticationFailed, SipError):
-                return resp
+        for _ in range(2):
+            if resp.status_code in (401, 407) and self.ua.digest is not None:
+                try:
+                    req2 = self.ua.digest.authorize(req, resp)
+                except (AuthenticationFailed, SipError):
+                    break
+            elif resp.status_code == 422 and refresh and self.timer is not None and self.timer.on_422(resp):
+                req2 = next_attempt(req, set_headers=[h for h in self.timer.request_headers() if h[0] != "Supported"])
+            else:
+                break
             self.dialog.local_seq = req2.cseq.seq
-            resp = await self.ua.endpoint.request(req2, self.target)
             req = req2
+            resp = await self.ua.endpoint.request(req, self.target)
         with contextlib.suppress(LocalProtocolError, SipParseError):
             self.dialog.update_from_response(resp)
+        if refresh and 200 <= resp.status_code < 300:
+            self.peer_allow |= _allowed(resp)
+            if self.timer is not None:
+                self.timer.on_2xx(req, resp, self.ua.endpoint.now())
+                self._arm_timer()
         if method == "INVITE" and resp.status_code >= 200:
             if resp.status_code < 300:
                 ack = self.dialog.create_ack(req.cseq.seq, headers=self._auth)
                 self.ua._remember_ack(req, ack, self.target)
                 self.ua.endpoint.send_ack(ack, self.target)
-            elif resp.status_code in (481, 408):
-                self._ended(f"{resp.status_code} to re-INVITE", None)
+        if resp.status_code in (481, 408) and method != "BYE":
+            self._ended(f"{resp.status_code} to {method}", None)
         return resp
 
     async def bye(self, reason: Reason | str | None = None) -> None:
@@ -189,28 +306,52 @@ class InviteSession:
         finally:
             self.dialog.terminate()
 
-    async def reinvite(self, sdp: bytes) -> SipResponse:
-        """Send a re-INVITE with ``sdp`` (hold/resume, ICE restart); 491 → retried after §14.1 back-off."""
+    async def _offer(self, method: str, sdp: bytes | None) -> SipResponse:
+        """re-INVITE or UPDATE; 491 → retried after the §14.1 back-off (twice at most)."""
         resp: SipResponse | None = None
         for attempt in range(3):
-            self.offers.local_invite = self.offers.local_offer = True
+            if method == "INVITE":
+                self.offers.local_invite = True
+            self.offers.local_offer = sdp is not None
             try:
-                resp = await self._request("INVITE", body=sdp, content_type="application/sdp")
+                resp = await self._request(method, body=sdp or b"",
+                                           content_type="application/sdp" if sdp is not None else None)
             finally:
                 self.offers.local_invite = self.offers.local_offer = False
-            if resp.status_code == 491 and attempt < 2:
+            if resp.status_code == 491 and attempt < 2 and not self.terminated.is_set():
                 # §14.1: the owner of the Call-ID (it sent the first INVITE) waits 2.1-4 s, the other 0-2 s
                 await asyncio.sleep(glare_backoff(self.dialog.is_uac, self.ua.rng))
                 continue
-            if resp.status_code < 300:
+            if resp.status_code < 300 and sdp is not None:
                 self.local_sdp = sdp
-                self.remote_sdp = resp.body
+                if resp.body:
+                    self.remote_sdp = resp.body
             return resp
         assert resp is not None
         return resp
 
+    async def reinvite(self, sdp: bytes) -> SipResponse:
+        """Send a re-INVITE with ``sdp`` (hold/resume, ICE restart, session refresh)."""
+        return await self._offer("INVITE", sdp)
+
+    async def update(self, sdp: bytes | None = None) -> SipResponse:
+        """Send an UPDATE (RFC 3311): with ``sdp`` a new offer, without one a session refresh."""
+        return await self._offer("UPDATE", sdp)
+
     async def info(self, body: bytes, content_type: str) -> SipResponse:
         return await self._request("INFO", body=body, content_type=content_type)
+
+    async def send_dtmf(self, digit: str, duration_ms: int = 160) -> SipResponse:
+        """One digit as INFO application/dtmf-relay (for peers without RFC 4733 telephone-event)."""
+        return await self.info(dtmf_relay_body(digit, duration_ms), "application/dtmf-relay")
+
+    async def message(self, body: bytes, content_type: str = "text/plain") -> SipResponse:
+        """An in-dialog MESSAGE (RFC 3428 §4)."""
+        return await self._request("MESSAGE", body=body, content_type=content_type)
+
+    async def options(self) -> SipResponse:
+        """An in-dialog OPTIONS: what the peer supports now (or a keepalive)."""
+        return await self._request("OPTIONS", headers=[("Accept", "application/sdp")])
 
     # -- incoming in-dialog requests ----------------------------------------------------------------
     async def _on_request(self, ev: RequestReceived) -> None:
@@ -228,47 +369,82 @@ class InviteSession:
         if tx is None:
             return
         ep = self.ua.endpoint
-        if req.method == "BYE":
+        method = req.method
+        if method == "BYE":
             self.remote_reasons = reasons_of(req)
             ep.respond(tx, make_response(req, 200))
             self._ended("remote hangup", req)
-        elif req.method == "INVITE":
-            await self._on_reinvite(req, tx, ev.source)
-        elif req.method == "INFO":
-            code = self.on_info(req) if self.on_info is not None else 200
+        elif method in ("INVITE", "UPDATE"):
+            await self._on_offer_request(req, tx, ev.source)
+        elif method == "INFO":
+            code = 200
+            ct = req.content_type
+            if ct is not None and ct.mime in ("application/dtmf-relay", "application/dtmf"):
+                digit = parse_dtmf_relay(req.body) if ct.mime == "application/dtmf-relay" else (
+                    (req.body.decode("ascii", "replace").strip()[:1].upper(), None) if req.body.strip() else None)
+                if digit is not None and self.on_dtmf is not None:
+                    self.on_dtmf(*digit)
+            if self.on_info is not None:
+                code = self.on_info(req)
             ep.respond(tx, make_response(req, code))
-        elif req.method in ("OPTIONS", "UPDATE", "NOTIFY"):
+        elif method == "MESSAGE":
+            handler = self.on_message
+            ep.respond(tx, make_response(req, handler(req) if handler is not None else 200))
+        elif method == "OPTIONS":
+            ep.respond(tx, make_response(req, 200, headers=self.ua.capabilities()))
+        elif method == "NOTIFY":
             ep.respond(tx, make_response(req, 200, headers=[("Contact", self.ua.contact)]))
         else:
             ep.respond(tx, make_response(req, 501, headers=[("Allow", ALLOW)]))
 
-    async def _on_reinvite(self, req: SipRequest, tx: ServerTransaction, source: Target) -> None:
+    async def _on_offer_request(self, req: SipRequest, tx: ServerTransaction, source: Target) -> None:
+        """A re-INVITE or UPDATE: collision rules, session timer, offer/answer (§14.2, RFC 3311 §5.2)."""
         ep = self.ua.endpoint
-        collision = self.offers.check_incoming("INVITE", bool(req.body), self.ua.rng)
+        method = req.method
+        has_offer = bool(req.body)
+        collision = self.offers.check_incoming(method, has_offer, self.ua.rng)
         if collision is not None:
             status, headers = collision
             ep.respond(tx, make_response(req, status, headers=headers))
             return
-        self.offers.remote_invite = True
+        if self.timer is not None:
+            bad = self.timer.check_request(req)
+            if bad is not None:
+                ep.respond(tx, make_response(req, bad[0], headers=bad[1]))
+                return
+        self.peer_allow |= _allowed(req)
+        if method == "INVITE":
+            self.offers.remote_invite = True
         try:
-            if self.on_reinvite is None or not req.body:
-                resp = make_response(req, 200, headers=[("Contact", self.ua.contact)], body=self.local_sdp,
-                                     content_type="application/sdp" if self.local_sdp else None)
-            else:
+            handler = (self.on_update or self.on_reinvite) if method == "UPDATE" else self.on_reinvite
+            answer: bytes | None = None
+            if has_offer and handler is not None:
                 self.offers.remote_offer = True
                 try:
-                    answer = await self.on_reinvite(self, req.body)
+                    answer = await handler(self, req.body)
                 except SipError as exc:
                     ep.respond(tx, make_response(req, 488, str(exc)[:80]))
                     return
                 finally:
                     self.offers.remote_offer = False
                 self.local_sdp, self.remote_sdp = answer, req.body
-                resp = make_response(req, 200, headers=[("Contact", self.ua.contact)], body=answer,
-                                     content_type="application/sdp")
-            self.ua._send_2xx(tx, resp, self, source)
+            elif has_offer or method == "INVITE":
+                # no handler: answer with the session as it is; an offerless re-INVITE gets our SDP as
+                # the offer (§14.2)
+                answer = self.local_sdp or None
+            headers = [("Contact", self.ua.contact), ("Allow", ALLOW)]
+            if self.timer is not None:
+                headers += self.timer.response_headers(req, ep.now())
+                self._arm_timer()
+            resp = make_response(req, 200, headers=headers, body=answer or b"",
+                                 content_type="application/sdp" if answer else None)
+            if method == "INVITE":
+                self.ua._send_2xx(tx, resp, self, source)
+            else:
+                ep.respond(tx, resp)
         finally:
-            self.offers.remote_invite = False
+            if method == "INVITE":
+                self.offers.remote_invite = False
 
 
 class IncomingInvite:
@@ -287,6 +463,19 @@ class IncomingInvite:
         """The Reason values of the CANCEL (RFC 3326), if it carried any."""
         self.done = False
         self.session: InviteSession | None = None
+        self.dialog: Dialog | None = None
+        """The early dialog, once a provisional response with our To tag went out."""
+        self.prack = ReliableProvisionalSender(self.request, ua.endpoint.stack.timers, rng=ua.rng)
+        self.timer = SessionTimer(ua.config.session_timer) if ua.config.session_timer is not None else None
+        self._prack_handle: asyncio.TimerHandle | None = None
+        self._deferred_2xx: tuple[SipResponse, InviteSession] | None = None
+        try:
+            tags = [t.lower() for t in self.request.tokens("supported")]
+            required = [t.lower() for t in self.request.tokens("require")]
+        except SipParseError:
+            tags, required = [], []
+        self.peer_supports_100rel = ua.config.use_100rel and ("100rel" in tags or "100rel" in required)
+        self.peer_requires_100rel = "100rel" in required
 
     @property
     def offer(self) -> bytes:
@@ -298,29 +487,125 @@ class IncomingInvite:
         return any(r.protocol.upper() == "SIP" and r.cause == CALL_COMPLETED_ELSEWHERE.cause
                    for r in self.cancel_reasons)
 
-    def ring(self, *, early_sdp: bytes | None = None) -> None:
+    def _early_dialog(self, resp: SipResponse) -> None:
+        if self.dialog is None:
+            try:
+                self.dialog = Dialog.from_uas(self.request, resp, rng=self.ua.rng)
+            except (DialogError, LocalProtocolError):
+                return
+            self.dialog.local_target = self.ua.contact
+            self.ua._early[self.dialog.id] = self
+
+    def ring(self, *, early_sdp: bytes | None = None, reliable: bool | None = None) -> None:
+        """180 (or 183 with ``early_sdp``). Reliable (RFC 3262) when the UAC requires 100rel, or
+        supports it and ``reliable`` is True (default: the UA's ``reliable_ringing``)."""
         if self.done:
             return
         code = 183 if early_sdp else 180
         resp = make_response(self.request, code, to_tag=self.to_tag, headers=[("Contact", self.ua.contact)],
                              body=early_sdp or b"", content_type="application/sdp" if early_sdp else None)
+        want = self.ua.config.reliable_ringing if reliable is None else reliable
+        if self.peer_requires_100rel or (want and self.peer_supports_100rel):
+            self._early_dialog(resp)
+            out = self.prack.send(resp, self.ua.endpoint.now())
+            if out is not None:
+                self.ua.endpoint.respond(self.transaction, out)
+                self._arm_prack()
+            return
         self.ua.endpoint.respond(self.transaction, resp)
+
+    def _arm_prack(self) -> None:
+        if self._prack_handle is not None:
+            self._prack_handle.cancel()
+            self._prack_handle = None
+        deadline = self.prack.next_deadline()
+        if deadline is not None and not self.done:
+            self._prack_handle = asyncio.get_running_loop().call_at(deadline, self._on_prack_timer)
+
+    def _on_prack_timer(self) -> None:
+        self._prack_handle = None
+        action, resp = self.prack.handle_timeout(max(self.ua.endpoint.now(), self.prack.next_deadline() or 0.0))
+        if action is RetransmitAction.RESEND and resp is not None:
+            with contextlib.suppress(LocalProtocolError):
+                self.ua.endpoint.respond(self.transaction, resp)
+        elif action is RetransmitAction.GIVE_UP:
+            log.warning("%s: no PRACK within 64*T1 (RFC 3262 §3)", self.request.call_id)
+            self._finish()
+            if self._deferred_2xx is not None:
+                _, session = self._deferred_2xx
+                self._deferred_2xx = None
+                session._ended("no PRACK", None)
+            self.done = True
+            self.ua.endpoint.respond(self.transaction, make_response(
+                self.request, 500, "Reliable provisional response not acknowledged", to_tag=self.to_tag))
+            return
+        self._arm_prack()
+
+    def _on_prack(self, ev: RequestReceived) -> None:
+        req, tx = ev.request, ev.transaction
+        if tx is None or self.dialog is None:
+            return
+        try:
+            self.dialog.receive_request(req)
+        except DialogError as exc:
+            self.ua.endpoint.respond(tx, make_response(req, exc.status_hint or 500))
+            return
+        if req.method != "PRACK":
+            # UPDATE/INFO in the early dialog: no early offers here, but answer the rest
+            status = 488 if req.body and req.method == "UPDATE" else 200
+            self.ua.endpoint.respond(tx, make_response(req, status))
+            return
+        ok, nxt = self.prack.receive_prack(req, self.ua.endpoint.now())
+        self.ua.endpoint.respond(tx, make_response(req, 200 if ok else 481))
+        if nxt is not None and not self.done:
+            self.ua.endpoint.respond(self.transaction, nxt)
+        self._arm_prack()
+        if self._deferred_2xx is not None and self.prack.final_may_be_sent(True):
+            resp, session = self._deferred_2xx
+            self._deferred_2xx = None
+            self._finish()
+            self.ua._send_2xx(self.transaction, resp, session, self.source)
+
+    def _finish(self) -> None:
+        self.prack.stop()
+        if self._prack_handle is not None:
+            self._prack_handle.cancel()
+            self._prack_handle = None
+        if self.dialog is not None:
+            self.ua._early.pop(self.dialog.id, None)
 
     def answer(self, sdp: bytes, *, headers: list[tuple[str, str]] | None = None) -> InviteSession:
         if self.done:
             raise LocalProtocolError("this INVITE was already answered, rejected or cancelled")
         self.done = True
-        resp = make_response(self.request, 200, to_tag=self.to_tag,
-                             headers=[("Contact", self.ua.contact), ("Allow", ALLOW), *(headers or [])],
+        now = self.ua.endpoint.now()
+        extra = [("Contact", self.ua.contact), ("Allow", ALLOW)]
+        if self.timer is not None:
+            extra += self.timer.response_headers(self.request, now)
+        resp = make_response(self.request, 200, to_tag=self.to_tag, headers=[*extra, *(headers or [])],
                              body=sdp, content_type="application/sdp")
-        dialog = Dialog.from_uas(self.request, resp, rng=self.ua.rng)
-        dialog.local_target = self.ua.contact
+        if self.dialog is not None:
+            dialog = self.dialog
+        else:
+            dialog = Dialog.from_uas(self.request, resp, rng=self.ua.rng)
+            dialog.local_target = self.ua.contact
         dialog.confirm()
         session = InviteSession(self.ua, dialog, self.source, outgoing=False, local_sdp=sdp,
                                 remote_sdp=self.request.body)
+        session.peer_allow = _allowed(self.request)
+        if self.timer is not None and session.timer is not None:
+            session.timer = self.timer
+            session._arm_timer()
         self.ua._sessions[dialog.id] = session
         self.session = session
-        self.ua._send_2xx(self.transaction, resp, session, self.source)
+        if not self.prack.final_may_be_sent(True):
+            # RFC 3262 §3: the 2xx waits for the PRACK of the reliable 1xx that carried SDP
+            self.prack.clear_queue()
+            self._deferred_2xx = (resp, session)
+            self.ua._early[dialog.id] = self
+        else:
+            self._finish()
+            self.ua._send_2xx(self.transaction, resp, session, self.source)
         return session
 
     def reject(self, status: int = 486, reason: str | None = None,
@@ -328,6 +613,7 @@ class IncomingInvite:
         if self.done:
             return
         self.done = True
+        self._finish()
         self.ua.endpoint.respond(self.transaction, make_response(self.request, status, reason, to_tag=self.to_tag,
                                                                  headers=headers))
 
@@ -343,17 +629,23 @@ class OutgoingInvite:
         self.cancel_headers: list[tuple[str, str]] = []
         self.result: asyncio.Future[InviteSession] = asyncio.get_running_loop().create_future()
         self.provisional: list[SipResponse] = []
+        self.early_sdp: bytes | None = None
+        """The session description of the last provisional response that had one (early media)."""
+        self.pracks: list[SipRequest] = []
+        """PRACKs sent for reliable provisional responses (RFC 3262)."""
         self.discarded: list[Dialog] = []
         """Dialogs of answers that were ACKed and BYEd (other forks, or a 200 after CANCEL)."""
         self.auth: list[tuple[str, str]] = []
+        self.timer: SessionTimer | None = None
 
 
 class UserAgent:
-    """A SIP UA: outgoing and incoming INVITE sessions, in-dialog requests, OPTIONS."""
+    """A SIP UA: outgoing and incoming INVITE sessions, in-dialog requests, OPTIONS, MESSAGE."""
 
     def __init__(self, endpoint: AioSipEndpoint, *, aor: str, outbound: Target | None,
                  credentials: tuple[str, str] | None = None, display_name: str | None = None,
-                 rng: Callable[[int], bytes] = os.urandom, contact_host: str | None = None) -> None:
+                 rng: Callable[[int], bytes] = os.urandom, contact_host: str | None = None,
+                 config: UaConfig | None = None) -> None:
         self.endpoint = endpoint
         uri = parse_uri(aor)
         if not isinstance(uri, SipUri):
@@ -362,17 +654,20 @@ class UserAgent:
         self.outbound = outbound
         self.display_name = display_name
         self.rng = rng
+        self.config = config or UaConfig()
         self.digest = DigestClient(credentials[0], credentials[1], rng=rng) if credentials else None
         self._contact_host = contact_host
         self._sessions: dict[Any, InviteSession] = {}
+        self._early: dict[Any, IncomingInvite] = {}
         self._uas_2xx: dict[tuple[str, int], _Uas2xx] = {}
         self._incoming: dict[int, IncomingInvite] = {}
         self._invites: dict[tuple[str, int], _SentInvite] = {}
         self._acks_sent: dict[tuple[str, int], tuple[SipRequest, Target]] = {}
         self.on_invite: Callable[[IncomingInvite], Awaitable[None] | None] | None = None
         self.on_message: Callable[[RequestReceived], int] | None = None
+        """A MESSAGE outside any dialog (RFC 3428); returns the status code."""
         self.on_out_of_dialog: Callable[[RequestReceived], Awaitable[None] | None] | None = None
-        """Any other request outside a dialog (REGISTER at a server, MESSAGE, SUBSCRIBE ...)."""
+        """Any other request outside a dialog (REGISTER at a server, SUBSCRIBE ...)."""
         endpoint.on_request = self._on_request
         endpoint.on_cancel = self._on_cancel
         endpoint.on_stray_response = self._on_stray
@@ -395,6 +690,11 @@ class UserAgent:
     def from_value(self, tag: str) -> str:
         dn = f'"{self.display_name}" ' if self.display_name else ""
         return f"{dn}<{self.aor}>;tag={tag}"
+
+    def capabilities(self) -> list[tuple[str, str]]:
+        """What an OPTIONS answer lists (RFC 3261 §11.2)."""
+        return [("Allow", ALLOW), ("Accept", ACCEPT), ("Accept-Encoding", "identity"), ("Accept-Language", "en"),
+                ("Supported", ", ".join(self.config.supported))]
 
     def new_request(self, method: str, uri: str, *, to: str | None = None, body: bytes = b"",
                     content_type: str | None = None, headers: list[tuple[str, str]] | None = None,
@@ -433,24 +733,40 @@ class UserAgent:
             tries += 1
         return resp
 
+    async def message(self, uri: str, body: bytes, content_type: str = "text/plain", *,
+                      headers: list[tuple[str, str]] | None = None) -> SipResponse:
+        """Send a MESSAGE (RFC 3428) outside any dialog; returns the final response."""
+        return await self.request(self.new_request("MESSAGE", uri, body=body, content_type=content_type,
+                                                   headers=headers))
+
+    async def options(self, uri: str) -> SipResponse:
+        """Ask ``uri`` what it supports (RFC 3261 §11)."""
+        return await self.request(self.new_request("OPTIONS", uri, headers=[("Accept", "application/sdp")]))
+
     # -- outgoing calls ----------------------------------------------------------------------------------
     def invite(self, uri: str, sdp: bytes, *, to: str | None = None, headers: list[tuple[str, str]] | None = None,
                on_provisional: Callable[[SipResponse], None] | None = None) -> OutgoingInvite:
         out = OutgoingInvite()
+        extra = [("Allow", ALLOW), ("Supported", ", ".join(self.config.supported))]
+        if self.config.use_100rel and self.config.require_100rel:
+            extra.append(("Require", "100rel"))
+        if self.config.session_timer is not None:
+            out.timer = SessionTimer(self.config.session_timer)
+            extra += [h for h in out.timer.request_headers() if h[0] != "Supported"]
         req = self.new_request("INVITE", uri, to=to, body=sdp, content_type="application/sdp",
-                               headers=[("Allow", ALLOW), ("Supported", "replaces, outbound"), *(headers or [])])
+                               headers=[*extra, *(headers or [])])
         self._spawn(self._run_invite(out, req, self._target(uri), on_provisional))
         return out
 
     async def _run_invite(self, out: OutgoingInvite, req: SipRequest, target: Target,
                           on_provisional: Callable[[SipResponse], None] | None) -> None:
         try:
-            for _ in range(3):
+            for _ in range(4):
                 client = InviteClient(req, ack_headers=out.auth, local_target=self.contact)
                 out.client = client
                 if out.cancel_requested:
                     client.cancel()
-                sent = _SentInvite(client, out, target)
+                sent = _SentInvite(client, out, target, PrackTracker(req))
                 self._invites[(req.call_id, req.cseq.seq)] = sent
 
                 def prov(resp: SipResponse, sent: _SentInvite = sent) -> None:
@@ -464,12 +780,10 @@ class UserAgent:
                 out.transaction = tx
                 out.cancel_sent = False
                 resp = await fut
-                if resp.status_code in (401, 407) and self.digest is not None and not out.cancel_requested:
-                    req = self.digest.authorize(req, resp)
-                    out.auth = [(n, v) for n, v in req.headers if n.lower() in ("authorization",
-                                                                                "proxy-authorization")]
-                    continue
-                break
+                retry = self._invite_retry(out, req, resp)
+                if retry is None:
+                    break
+                req = retry
             self._invite_events(sent, client.receive_response(resp))
             if not out.result.done():  # a final the client core ignored (never happens with a sane peer)
                 out.result.set_exception(CallFailed(resp.status_code, resp.reason, resp))
@@ -479,6 +793,26 @@ class UserAgent:
         finally:
             asyncio.get_running_loop().call_later(64 * self.endpoint.stack.timers.t1 + 5, self._forget_invite,
                                                   (req.call_id, req.cseq.seq))
+
+    def _invite_retry(self, out: OutgoingInvite, req: SipRequest, resp: SipResponse) -> SipRequest | None:
+        """The INVITE to send after 401/407, 420 (100rel) or 422 (RFC 4028), or None."""
+        if out.cancel_requested:
+            return None
+        code = resp.status_code
+        if code in (401, 407) and self.digest is not None:
+            new = self.digest.authorize(req, resp)
+            out.auth = [(n, v) for n, v in new.headers if n.lower() in ("authorization", "proxy-authorization")]
+            return new
+        if code == 420 and "require" in req.headers:
+            try:
+                unsupported = {t.lower() for t in resp.tokens("unsupported")}
+            except SipParseError:
+                unsupported = set()
+            if "100rel" in unsupported:
+                return next_attempt(req, remove=["Require"])
+        if code == 422 and out.timer is not None and out.timer.on_422(resp):
+            return next_attempt(req, set_headers=[h for h in out.timer.request_headers() if h[0] != "Supported"])
+        return None
 
     def _forget_invite(self, key: tuple[str, int]) -> None:
         self._invites.pop(key, None)
@@ -491,8 +825,13 @@ class UserAgent:
                 session = InviteSession(self, ev.dialog, target, outgoing=True, local_sdp=sent.client.request.body,
                                         remote_sdp=ev.response.body)
                 session._auth = list(out.auth)
+                session.peer_allow = _allowed(ev.response)
                 self._sessions[ev.dialog.id] = session
                 ep.send_ack(ev.ack, target)
+                if out.timer is not None and session.timer is not None:
+                    session.timer = out.timer
+                    out.timer.on_2xx(sent.client.request, ev.response, ep.now())
+                    session._arm_timer()
                 if not out.result.done():
                     out.result.set_result(session)
             elif isinstance(ev, AckAgain):
@@ -513,7 +852,13 @@ class UserAgent:
                 if not out.result.done():
                     out.result.set_exception(CallFailed(502, f"Unusable answer: {ev.error}"[:80], ev.response))
             elif isinstance(ev, ProvisionalReceived):
-                pass
+                if ev.response.body:
+                    out.early_sdp = ev.response.body
+                rack = sent.prack.receive(ev.response) if self.config.use_100rel else None
+                if rack is not None and ev.dialog is not None and ev.dialog.state is DialogState.EARLY:
+                    prack = ev.dialog.create_request("PRACK", headers=[("RAck", str(rack))])
+                    out.pracks.append(prack)
+                    self._spawn(self._send_quietly(prack, target))
 
     async def _send_quietly(self, request: SipRequest, target: Target) -> None:
         with contextlib.suppress(SipError):
@@ -578,9 +923,20 @@ class UserAgent:
         req = ev.request
         did = dialog_id_for_request(req)
         if did is not None:
+            if req.method == "PRACK":
+                early = self._early.get(did)
+                if early is not None:
+                    early._on_prack(ev)
+                elif ev.transaction is not None:  # nothing reliable pending in that dialog (RFC 3262 §3)
+                    self.endpoint.respond(ev.transaction, make_response(req, 481))
+                return None
             session = self._sessions.get(did)
             if session is not None:
                 return session._on_request(ev)
+            early = self._early.get(did)
+            if early is not None and req.method != "ACK":
+                early._on_prack(ev)
+                return None
             if req.method == "ACK":
                 self._ack_received(req)
                 return None
@@ -594,30 +950,45 @@ class UserAgent:
         if tx is None:
             return None
         if req.method == "INVITE":
-            if self.on_invite is None:
-                self.endpoint.respond(tx, make_response(req, 480, to_tag=random_tag(self.rng)))
-                return None
-            inc = IncomingInvite(self, ev)
-            self._incoming[id(tx)] = inc
-            return self.on_invite(inc)
+            return self._on_new_invite(ev, tx)
         if req.method == "OPTIONS" and self.on_out_of_dialog is None:
-            self.endpoint.respond(tx, make_response(req, 200, to_tag=random_tag(self.rng),
-                                                    headers=[("Allow", ALLOW), ("Accept", "application/sdp")]))
+            self.endpoint.respond(tx, make_response(req, 200, to_tag=random_tag(self.rng), headers=self.capabilities()))
             return None
-        if self.on_out_of_dialog is not None:
-            return self.on_out_of_dialog(ev)
         if req.method == "MESSAGE" and self.on_message is not None:
             self.endpoint.respond(tx, make_response(req, self.on_message(ev), to_tag=random_tag(self.rng)))
             return None
+        if self.on_out_of_dialog is not None:
+            return self.on_out_of_dialog(ev)
         self.endpoint.respond(tx, make_response(req, 405 if req.method in ("REGISTER", "SUBSCRIBE") else 501,
                                                 to_tag=random_tag(self.rng), headers=[("Allow", ALLOW)]))
         return None
+
+    def _on_new_invite(self, ev: RequestReceived, tx: ServerTransaction) -> Awaitable[None] | None:
+        req = ev.request
+        unsupported = unsupported_requirements(req, self.config.supported)
+        if unsupported:  # §8.2.2.3
+            self.endpoint.respond(tx, make_response(req, 420, to_tag=random_tag(self.rng),
+                                                    headers=[("Unsupported", ", ".join(unsupported))]))
+            return None
+        if self.on_invite is None:
+            self.endpoint.respond(tx, make_response(req, 480, to_tag=random_tag(self.rng)))
+            return None
+        inc = IncomingInvite(self, ev)
+        if inc.timer is not None:
+            bad = inc.timer.check_request(req)
+            if bad is not None:  # RFC 4028 §8.1: 422 with our Min-SE
+                inc.done = True
+                self.endpoint.respond(tx, make_response(req, bad[0], to_tag=inc.to_tag, headers=bad[1]))
+                return None
+        self._incoming[id(tx)] = inc
+        return self.on_invite(inc)
 
     def _on_cancel(self, ev: CancelReceived) -> None:
         inc = self._incoming.get(id(ev.invite_transaction))
         if inc is None or inc.done:
             return  # already answered: the CANCEL has no effect (§9.2), the stack said 200 to it
         inc.done = True
+        inc._finish()
         inc.cancel_reasons = reasons_of(ev.cancel)
         inc.cancelled.set()
         self.endpoint.respond(inc.transaction, make_response(inc.request, 487, to_tag=inc.to_tag))
@@ -683,6 +1054,7 @@ class UserAgent:
             if state.handle is not None:
                 state.handle.cancel()
         self._uas_2xx.clear()
+        for inc in list(self._early.values()):
+            inc._finish()
         for task in list(self._tasks):
             task.cancel()
-

@@ -18,6 +18,10 @@ the simulated-network tests drive the very same code.
   Retry-After when the peer is ahead of our answer.
 * :func:`glare_backoff`: the §14.1 back-off after a 491 (Call-ID owner 2.1-4 s, other 0-2 s).
 * Reason (RFC 3326) helpers: :data:`CALL_COMPLETED_ELSEWHERE`, :func:`reasons_of`.
+* :func:`next_attempt`: the same request again as a new transaction (CSeq + 1, no Via), for
+  retries after 401/407, 420, 422 (§8.1.3.5, RFC 4028 §7.4).
+* :func:`parse_dtmf_relay` / :func:`dtmf_relay_body`: the ``application/dtmf-relay`` INFO
+  body (``Signal=5``, ``Duration=160``) most PBXes use for out-of-band digits.
 
 InviteClient states::
 
@@ -38,6 +42,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -62,7 +67,10 @@ __all__ = [
     "ProvisionalReceived",
     "ResponseRetransmitter",
     "RetransmitAction",
+    "dtmf_relay_body",
     "glare_backoff",
+    "next_attempt",
+    "parse_dtmf_relay",
     "reasons_of",
     "retry_after_seconds",
     "unsupported_requirements",
@@ -98,6 +106,51 @@ def glare_backoff(owner: bool, rng: Callable[[int], bytes] = os.urandom) -> floa
 def retry_after_seconds(rng: Callable[[int], bytes] = os.urandom) -> int:
     """Retry-After for the 500 a UAS sends to an INVITE that overtakes its answer (§14.2): 0-10 s."""
     return rng(1)[0] % 11
+
+
+def next_attempt(request: SipRequest, *, remove: Iterable[str] = (),
+                 set_headers: Iterable[tuple[str, str]] = ()) -> SipRequest:
+    """A copy of ``request`` to send again as a new transaction: CSeq + 1, top Via removed,
+    the ``remove`` headers dropped and ``set_headers`` replacing any of the same name."""
+    new = request.copy()
+    h = new.headers
+    for name in remove:
+        h.remove(name)
+    for name, value in set_headers:
+        h.set(name, value)
+    cseq = request.cseq
+    if cseq.seq >= 0xFFFFFFFF:
+        raise LocalProtocolError("CSeq would overflow")
+    h.set("CSeq", f"{cseq.seq + 1} {cseq.method}")
+    h.remove_first("via")
+    return new
+
+
+_SIGNAL_RE = re.compile(r"^\s*signal\s*=\s*([0-9*#A-Da-d]|1[0-6])\s*$", re.IGNORECASE | re.MULTILINE)
+_DURATION_RE = re.compile(r"^\s*duration\s*=\s*([0-9]{1,6})\s*$", re.IGNORECASE | re.MULTILINE)
+_EVENT_DIGITS = "0123456789*#ABCD"
+
+
+def parse_dtmf_relay(body: bytes) -> tuple[str, int | None] | None:
+    """``Signal=5\r\nDuration=160`` → ("5", 160); events 10-15 map to * # A-D; None if no digit."""
+    text = body.decode("utf-8", "replace")
+    m = _SIGNAL_RE.search(text)
+    if m is None:
+        return None
+    sig = m.group(1).upper()
+    if sig.isdigit() and len(sig) == 2:
+        sig = _EVENT_DIGITS[int(sig)]
+    d = _DURATION_RE.search(text)
+    return sig, int(d.group(1)) if d is not None else None
+
+
+def dtmf_relay_body(digit: str, duration_ms: int = 160) -> bytes:
+    """The INFO body for one digit (0-9 * # A-D)."""
+    if len(digit) != 1 or digit.upper() not in _EVENT_DIGITS:
+        raise LocalProtocolError(f"not a DTMF digit: {digit!r}")
+    if not 0 < duration_ms < 100_000:
+        raise LocalProtocolError("DTMF duration out of range")
+    return f"Signal={digit.upper()}\r\nDuration={duration_ms}\r\n".encode()
 
 
 def unsupported_requirements(request: SipRequest, supported: Iterable[str]) -> list[str]:

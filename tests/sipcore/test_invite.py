@@ -38,7 +38,7 @@ from sipcore.invite import (
     reasons_of,
     unsupported_requirements,
 )
-from sipcore.stack import Target
+from sipcore.stack import RequestReceived, Target
 from sipcore.timers import SipTimers
 
 SDP_A = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
@@ -413,6 +413,136 @@ def test_no_ack_at_all_ends_the_call_after_64_t1() -> None:
         session = await asyncio.wait_for(alice.invite("sip:bob@example.test", SDP_A).result, 5)
         await asyncio.wait_for(session.terminated.wait(), 5)  # Bob's BYE after 64*T1
         assert "BYE" in relay.seen
+        await _close(alice, bob)
+
+    asyncio.run(asyncio.wait_for(run(), 20))
+
+
+# -- UPDATE, INFO, MESSAGE, OPTIONS ------------------------------------------------------------------
+async def _call(alice: UserAgent, bob: UserAgent) -> tuple[InviteSession, InviteSession]:
+    got: asyncio.Future[InviteSession] = asyncio.get_running_loop().create_future()
+
+    async def on_invite(inc: IncomingInvite) -> None:
+        got.set_result(inc.answer(SDP_B))
+
+    bob.on_invite = on_invite
+    a_session = await asyncio.wait_for(alice.invite("sip:bob@example.test", SDP_A).result, 5)
+    return a_session, await asyncio.wait_for(got, 5)
+
+
+def test_update_with_and_without_an_offer() -> None:
+    async def run() -> None:
+        bob = await _ua("bob")
+        alice = await _ua("alice", Target("udp", *_addr(bob)))
+        a_s, b_s = await _call(alice, bob)
+        offers: list[bytes] = []
+
+        async def on_update(s: InviteSession, offer: bytes) -> bytes:
+            offers.append(offer)
+            return SDP_B + b"a=sendonly\r\n"
+
+        b_s.on_update = on_update
+        held = SDP_A + b"a=recvonly\r\n"
+        resp = await asyncio.wait_for(a_s.update(held), 5)
+        assert resp.status_code == 200 and resp.content_type is not None and resp.content_type.mime == "application/sdp"
+        assert offers == [held] and a_s.remote_sdp == SDP_B + b"a=sendonly\r\n" and a_s.local_sdp == held
+        assert b_s.remote_sdp == held
+        resp = await asyncio.wait_for(a_s.update(), 5)  # no offer: a refresh, no body
+        assert resp.status_code == 200 and resp.body == b"" and len(offers) == 1
+        # no on_update: the re-INVITE handler answers UPDATE offers too
+        b_s.on_update = None
+        b_s.on_reinvite = on_update
+        resp = await asyncio.wait_for(a_s.update(SDP_A), 5)
+        assert resp.status_code == 200 and len(offers) == 2
+        await a_s.bye()
+        await _close(alice, bob)
+
+    asyncio.run(asyncio.wait_for(run(), 20))
+
+
+def test_update_collisions_491_and_500() -> None:
+    async def run() -> None:
+        bob = await _ua("bob")
+        alice = await _ua("alice", Target("udp", *_addr(bob)))
+        a_s, b_s = await _call(alice, bob)
+        release = asyncio.Event()
+        started = asyncio.Event()
+
+        async def slow(s: InviteSession, offer: bytes) -> bytes:
+            started.set()
+            await release.wait()
+            return SDP_A
+
+        a_s.on_update = slow
+        bobs = asyncio.ensure_future(b_s.update(SDP_B + b"a=inactive\r\n"))
+        await asyncio.wait_for(started.wait(), 5)
+        # Alice offers while Bob's offer is unanswered on both sides: Bob says 491 (RFC 3311 §5.2)
+        resp = await asyncio.wait_for(a_s._request("UPDATE", body=SDP_A, content_type="application/sdp"), 5)
+        assert resp.status_code == 491
+        # Bob offers again before Alice answered his first offer: Alice says 500 + Retry-After
+        resp = await asyncio.wait_for(b_s._request("UPDATE", body=SDP_B, content_type="application/sdp"), 5)
+        assert resp.status_code == 500 and 0 <= int(resp.headers.get("retry-after") or "-1") <= 10
+        release.set()
+        first = await asyncio.wait_for(bobs, 5)
+        assert first.status_code == 200 and b_s.remote_sdp == SDP_A
+        assert not a_s.terminated.is_set() and not b_s.terminated.is_set()
+        await a_s.bye()
+        await _close(alice, bob)
+
+    asyncio.run(asyncio.wait_for(run(), 20))
+
+
+def test_info_dtmf_message_and_options() -> None:
+    async def run() -> None:
+        bob = await _ua("bob")
+        alice = await _ua("alice", Target("udp", *_addr(bob)))
+        a_s, b_s = await _call(alice, bob)
+        digits: list[tuple[str, int | None]] = []
+        texts: list[bytes] = []
+        b_s.on_dtmf = lambda d, ms: digits.append((d, ms))
+        b_s.on_message = lambda req: texts.append(req.body) or 200
+        for d in "5#":
+            assert (await asyncio.wait_for(a_s.send_dtmf(d, 120), 5)).status_code == 200
+        assert digits == [("5", 120), ("#", 120)]
+        resp = await asyncio.wait_for(a_s.info(b"7", "application/dtmf"), 5)
+        assert resp.status_code == 200 and digits[-1] == ("7", None)
+        assert (await asyncio.wait_for(a_s.message(b"in the call"), 5)).status_code == 200
+        assert texts == [b"in the call"]
+        # MESSAGE outside a dialog: 501 without a handler, then the handler's status
+        assert (await asyncio.wait_for(alice.message("sip:bob@example.test", b"hi"), 5)).status_code == 501
+        inbox: list[tuple[bytes, str | None]] = []
+
+        def on_message(ev: RequestReceived) -> int:
+            ct = ev.request.content_type
+            inbox.append((ev.request.body, ct.mime if ct else None))
+            return 202
+
+        bob.on_message = on_message
+        resp = await asyncio.wait_for(alice.message("sip:bob@example.test", b"hello", "text/plain"), 5)
+        assert resp.status_code == 202 and inbox == [(b"hello", "text/plain")]
+        # OPTIONS in and out of the dialog list what we do (RFC 3261 §11.2)
+        for resp in (await alice.options("sip:bob@example.test"), await a_s.options()):
+            assert resp.status_code == 200
+            allow = {m.strip() for m in (resp.headers.get("allow") or "").split(",")}
+            assert {"INVITE", "UPDATE", "PRACK", "INFO", "MESSAGE", "REFER", "SUBSCRIBE", "NOTIFY"} <= allow
+            assert "application/sdp" in (resp.headers.get("accept") or "")
+            assert {"100rel", "timer", "replaces"} <= set(resp.tokens("supported"))
+        await a_s.bye()
+        await _close(alice, bob)
+
+    asyncio.run(asyncio.wait_for(run(), 20))
+
+
+def test_unknown_require_gets_420() -> None:
+    async def run() -> None:
+        bob = await _ua("bob")
+        alice = await _ua("alice", Target("udp", *_addr(bob)))
+        bob.on_invite = lambda inc: None
+        with pytest.raises(CallFailed) as info:
+            await asyncio.wait_for(alice.invite("sip:bob@example.test", SDP_A,
+                                                headers=[("Require", "foo, 100rel")]).result, 5)
+        assert info.value.status == 420 and info.value.response is not None
+        assert info.value.response.headers.get("unsupported") == "foo"
         await _close(alice, bob)
 
     asyncio.run(asyncio.wait_for(run(), 20))
