@@ -75,6 +75,7 @@ __all__ = [
     "TurnEvent",
     "TurnServer",
     "TurnState",
+    "StreamFramer",
     "encode_channel_data",
     "is_channel_data",
     "parse_channel_data",
@@ -261,8 +262,50 @@ class _Channel:
 # -- the client -----------------------------------------------------------------------------------
 
 
+RELIABLE_TIMERS = StunTimers(rto=39.5, rc=1, rm=1)
+"""RFC 8489 §6.2.2: over TCP a request is sent once and times out after Ti = 39.5 s."""
+
+
+class StreamFramer:
+    """Splits a TURN-over-TCP byte stream into STUN messages and ChannelData frames (RFC 8656 §12.5).
+
+    Bounded: a frame header announcing more than ``max_frame`` bytes raises
+    :class:`~rtpcore.errors.TurnError` (the connection must be closed).
+    """
+
+    def __init__(self, max_frame: int = 65535 + 20) -> None:
+        self._buf = bytearray()
+        self.max_frame = max_frame
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf
+        buf += data
+        out: list[bytes] = []
+        while len(buf) >= 4:
+            first = buf[0]
+            length = int.from_bytes(buf[2:4], "big")
+            if first < 0x40:
+                total = 20 + length  # STUN: header + attributes (always a multiple of 4)
+            elif first < 0x80:
+                total = 4 + length + (-length & 3)  # ChannelData, padded on streams
+            else:
+                raise TurnError(f"bad first byte {first:#x} on a TURN stream", error_code=400)
+            if total > self.max_frame:
+                raise TurnError(f"TURN frame of {total} bytes exceeds {self.max_frame}", error_code=400)
+            if len(buf) < total:
+                break
+            frame = bytes(buf[:total])
+            del buf[:total]
+            if first >= 0x40:
+                frame = frame[: 4 + length]  # drop the padding: parse_channel_data wants the exact length
+            out.append(frame)
+        return out
+
+
 class TurnClient:
-    """One TURN allocation over UDP. Outputs are ``(data, server address)``."""
+    """One TURN allocation, to the server over UDP or TCP (RFC 8656 §3.1). Outputs are
+    ``(data, server address)``: datagrams over UDP, stream chunks over TCP (feed the received
+    stream through :class:`StreamFramer` and each frame to :meth:`receive`)."""
 
     def __init__(
         self,
@@ -275,7 +318,13 @@ class TurnClient:
         local_addr: Addr | None = None,
         software: str | None = None,
         config: TurnConfig | None = None,
+        transport: str = "udp",
     ) -> None:
+        if transport not in ("udp", "tcp"):
+            raise LocalProtocolError(f"TURN transport must be udp or tcp, not {transport!r}")
+        self.transport = transport
+        if config is None and transport == "tcp":
+            config = TurnConfig(timers=RELIABLE_TIMERS)
         self.server = server
         self.local_addr = local_addr
         self._username = username
@@ -375,7 +424,8 @@ class TurnClient:
             return []
         ch = self._channels.get(peer)
         if ch is not None and ch.bound:
-            return [(encode_channel_data(ch.number, data), self.server)]
+            # RFC 8656 §12.5: over TCP, ChannelData is padded to a multiple of four bytes
+            return [(encode_channel_data(ch.number, data, pad=self.transport == "tcp"), self.server)]
         ip = peer[0]
         perm = self._perms.get(ip)
         if perm is not None:

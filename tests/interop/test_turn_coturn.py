@@ -187,3 +187,61 @@ def test_wrong_password_is_a_typed_401(coturn: tuple[str, int]) -> None:
         sock.transport.close()
 
     asyncio.run(asyncio.wait_for(run(), 30))
+
+
+def test_allocation_and_channel_over_tcp(coturn: tuple[str, int]) -> None:
+    """TURN over TCP to the server (RFC 8656 §3.1): no retransmissions, padded ChannelData."""
+    from rtpcore.ice.turn import StreamFramer
+
+    async def run() -> None:
+        peer = await _endpoint()
+        assert peer.transport is not None
+        peer_addr = peer.transport.get_extra_info("sockname")[:2]
+        reader, writer = await asyncio.open_connection(*coturn)
+        client = TurnClient(coturn, "test", "secret", transport="tcp")
+        framer = StreamFramer()
+        events: list[Any] = []
+        got: list[tuple[bytes, tuple[str, int]]] = []
+        loop = asyncio.get_running_loop()
+
+        def flush() -> None:
+            for d, _ in client.datagrams_to_send(loop.time()):
+                writer.write(d)
+            events.extend(client.events())
+
+        async def until(pred: Any) -> None:
+            end = loop.time() + 10
+            flush()
+            while not pred():
+                assert loop.time() < end, events
+                try:
+                    chunk = await asyncio.wait_for(reader.read(65536), 0.2)
+                except TimeoutError:
+                    client.handle_timeout(loop.time())
+                    flush()
+                    continue
+                assert chunk, "coturn closed the connection"
+                for frame in framer.feed(chunk):
+                    r = client.receive(frame, coturn, loop.time())
+                    if r is not None:
+                        got.append(r)
+                flush()
+
+        try:
+            client.allocate(loop.time())
+            await until(lambda: client.state is TurnState.ALLOCATED)
+            client.bind_channel(peer_addr, loop.time())
+            await until(lambda: any(isinstance(e, ChannelBound) for e in events))
+            for payload in (b"x", b"odd-length!", b"four"):  # padding on the stream for each length
+                for d, _ in client.send(payload, peer_addr, loop.time()):
+                    writer.write(d)
+                data, src = await asyncio.wait_for(peer.queue.get(), 5)
+                assert data == payload
+                peer.transport.sendto(data[::-1], src)
+            await until(lambda: len(got) == 3)
+            assert [d for d, _ in got] == [b"x", b"!htgnel-ddo", b"ruof"]
+        finally:
+            writer.close()
+            peer.transport.close()
+
+    asyncio.run(asyncio.wait_for(run(), 30))

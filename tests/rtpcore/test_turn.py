@@ -615,3 +615,21 @@ def test_ice_connects_through_relays_when_both_sides_are_behind_symmetric_nats()
     a.close(sim.clock.now)
     sim.run_for(2.0)
     assert len(server.allocs) == 1  # A's allocation released with LIFETIME 0
+
+
+def test_stream_framer_splits_stun_and_padded_channel_data_at_any_byte() -> None:
+    from rtpcore.ice.turn import StreamFramer, encode_channel_data
+
+    stun_msg = bytes.fromhex("0001000021124442") + bytes(12)  # Binding request, no attributes
+    chan = encode_channel_data(0x4001, b"abcde", pad=True)
+    stream = stun_msg + chan + stun_msg
+    for cut in range(1, len(stream)):
+        framer = StreamFramer()
+        frames = framer.feed(stream[:cut]) + framer.feed(stream[cut:])
+        assert frames == [stun_msg, encode_channel_data(0x4001, b"abcde"), stun_msg]
+    import pytest
+
+    from rtpcore.errors import TurnError
+
+    with pytest.raises(TurnError):
+        StreamFramer().feed(b"\xff\x00\x00\x00")
