@@ -6,8 +6,8 @@ retransmitted until the ACK, RFC 3261 §13.3.1.4) and accepts the BYE. sipp runs
 ``sipp/uac_call.xml`` (INVITE with an offer, 200 must carry ``m=audio``, ACK, pause, BYE, 200)
 in its own process, bounded by ``-timeout``/``-timeout_error`` and ``timeout``; the test waits for
 it in a worker thread, so the loop does nothing but serve SIP. sipp runs on one core, the UAS on
-the other: this is the shape of a 2-core CI machine. Measured on one: the UAS sustains about
-400 calls/s before sipp sees retransmissions (benchmarks/bench_sip_uas.py).
+the other: this is the shape of a 2-core CI machine. Measured on one: the UAS sustains 300-400
+calls/s before sipp sees retransmissions (benchmarks/bench_sip_uas.py).
 """
 
 from __future__ import annotations
