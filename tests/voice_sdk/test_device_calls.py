@@ -49,7 +49,7 @@ def test_call_between_devices_audio_digits_headers_quality(caller_transport: str
         await asyncio.sleep(2.3)
         assert abs(peak_hz(b_sink.pcm()[-4000:]) - 600) < 10, "bob hears alice's tone"
         assert abs(peak_hz(a_sink.pcm()[-4000:]) - 1000) < 10, "alice hears bob's tone"
-        assert len(samples) >= 2
+        assert len(samples) >= 2 and 0.7 < samples[1].timestamp - samples[0].timestamp < 1.3, "one per second"
         q = samples[-1]
         assert q.packets_received > 50 and q.inbound_loss == 0 and q.mos_estimate > 3.5
         assert q.selected_codec == "PCMU" and q.local_candidate_type and q.remote_candidate_type
@@ -66,6 +66,33 @@ def test_call_between_devices_audio_digits_headers_quality(caller_transport: str
         assert platform.router.forwarded >= 3, "INVITE, ACK and BYE went through the proxy"
         await alice.destroy()
         await bob.destroy()
+
+    run(body)
+
+
+def test_call_forks_to_every_binding_and_the_first_answer_wins() -> None:
+    async def body(platform: Platform) -> None:
+        alice = await device(platform, "alice")
+        bob_phone = await device(platform, "bob", transport="ws")
+        bob_desk = await device(platform, "bob", transport="udp")
+        assert len(platform.live_bindings("bob")) == 2
+        ring_phone, ring_desk = expect(bob_phone, "incoming"), expect(bob_desk, "incoming")
+        out = await alice.connect("bob")
+        on_phone: Call = await ring_phone
+        on_desk: Call = await ring_desk
+        phone_ended = expect(on_phone, "disconnect")
+        await on_desk.accept()
+        await out.wait_accepted(10)
+        assert await phone_ended == "cancelled" and on_phone.status == "disconnected"
+        assert out.sip_session is not None and on_desk.sip_session is not None
+        assert out.sip_session.call_id == on_desk.sip_session.call_id
+        await out.send_digits("7")
+        await wait_until(lambda: on_desk.digits_received == ["7"], 5, "digit at the answering device")
+        desk_ended = expect(on_desk, "disconnect")
+        await out.disconnect()
+        assert await desk_ended == "remote hangup"
+        for d in (alice, bob_phone, bob_desk):
+            await d.destroy()
 
     run(body)
 
