@@ -36,15 +36,16 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from .aiostack import AioSipEndpoint
 from .auth import AuthenticationFailed, DigestClient
-from .dialog import Dialog, DialogError, DialogState, dialog_id_for_request
+from .dialog import Dialog, DialogError, DialogId, DialogState, dialog_id_for_request
 from .errors import LocalProtocolError, SipError, SipParseError
-from .header_extra import Reason
+from .header_extra import Reason, Replaces, parse_replaces
 from .headers import Headers
 from .invite import (
     CALL_COMPLETED_ELSEWHERE,
@@ -68,12 +69,46 @@ from .invite import (
 )
 from .message import SipMessage, SipRequest, SipResponse, make_response, random_tag
 from .prack import PrackTracker, ReliableProvisionalSender
+from .refer import (
+    ReferNotifier,
+    ReferProgress,
+    ReferTarget,
+    ReferWatcher,
+    check_replaces,
+    parse_refer_to,
+    refer_to_value,
+)
 from .session_timer import SessionTimer, SessionTimerAction, SessionTimerConfig
 from .stack import CancelReceived, RequestReceived, StrayResponse, Target
+from .subscription import (
+    Notifier,
+    NotifyReceived,
+    PublicationStore,
+    Publisher,
+    RefreshDue,
+    Subscriber,
+    SubscriberEvent,
+    SubscriptionEnded,
+    SubState,
+)
 from .transaction import ClientTransaction, ServerTransaction
 from .uri import SipUri, parse_uri
 
-__all__ = ["ALLOW", "CallFailed", "IncomingInvite", "InviteSession", "OutgoingInvite", "UaConfig", "UserAgent"]
+__all__ = [
+    "ALLOW",
+    "CallFailed",
+    "ClientPublication",
+    "ClientSubscription",
+    "IncomingInvite",
+    "IncomingRefer",
+    "InviteSession",
+    "OutgoingInvite",
+    "ReferStatus",
+    "RequestFailed",
+    "ServerSubscription",
+    "UaConfig",
+    "UserAgent",
+]
 
 log = logging.getLogger("sipcore.ua")
 
@@ -105,14 +140,18 @@ class UaConfig:
         return tags
 
 
-class CallFailed(SipError):
-    """An INVITE ended without a session: ``status`` and ``reason`` of the final response."""
+class RequestFailed(SipError):
+    """A request got a final failure response: its ``status`` and ``reason``."""
 
     def __init__(self, status: int, reason: str, response: SipResponse | None = None) -> None:
         super().__init__(f"{status} {reason}")
         self.status = status
         self.reason = reason
         self.response = response
+
+
+class CallFailed(RequestFailed):
+    """An INVITE ended without a session: ``status`` and ``reason`` of the final response."""
 
 
 OfferHandler = Callable[["InviteSession", bytes], Awaitable[bytes]]
@@ -179,6 +218,10 @@ class InviteSession:
         """Called with (digit, duration ms) for each INFO application/dtmf-relay."""
         self.on_message: Callable[[SipRequest], int] | None = None
         """An in-dialog MESSAGE (RFC 3428); returns the status code (default 200)."""
+        self.on_refer: Callable[[IncomingRefer], Awaitable[None] | None] | None = None
+        """A REFER in this call (RFC 3515): accept it (:meth:`UserAgent.follow_refer`) or reject it.
+        Without a handler REFERs are declined with 603."""
+        self._refers: list[ReferStatus] = []
         self.offers = OfferState()
         self.timer = SessionTimer(ua.config.session_timer) if ua.config.session_timer is not None else None
         self.peer_allow: set[str] = set()
@@ -202,6 +245,7 @@ class InviteSession:
         self.terminated.set()
         self._stop_timer()
         self.ua._sessions.pop(self.dialog.id, None)
+        self.ua._ended_dialogs.append(self.dialog.id)
         if self.on_bye is not None:
             try:
                 self.on_bye(request)
@@ -253,13 +297,16 @@ class InviteSession:
 
     # -- requests we send ------------------------------------------------------------------------------------
     async def _request(self, method: str, *, body: bytes = b"", content_type: str | None = None,
-                       headers: list[tuple[str, str]] | None = None) -> SipResponse:
+                       headers: list[tuple[str, str]] | None = None,
+                       sent: Callable[[SipRequest], None] | None = None) -> SipResponse:
         extra = list(headers or [])
         refresh = method in ("INVITE", "UPDATE")
         if refresh and self.timer is not None:
             extra += self.timer.request_headers()
         req = self.dialog.create_request(method, body=body, content_type=content_type, headers=extra,
                                          contact=self.ua.contact if refresh else None)
+        if sent is not None:
+            sent(req)
         resp = await self.ua.endpoint.request(req, self.target)
         for _ in range(2):
             if resp.status_code in (401, 407) and self.ua.digest is not None:
@@ -273,6 +320,8 @@ class InviteSession:
                 break
             self.dialog.local_seq = req2.cseq.seq
             req = req2
+            if sent is not None:
+                sent(req)
             resp = await self.ua.endpoint.request(req, self.target)
         with contextlib.suppress(LocalProtocolError, SipParseError):
             self.dialog.update_from_response(resp)
@@ -353,6 +402,23 @@ class InviteSession:
         """An in-dialog OPTIONS: what the peer supports now (or a keepalive)."""
         return await self._request("OPTIONS", headers=[("Accept", "application/sdp")])
 
+    async def refer(self, target: str, *, replaces: InviteSession | None = None,
+                    headers: list[tuple[str, str]] | None = None) -> ReferStatus:
+        """Transfer the peer to ``target`` (RFC 3515): blind, or attended with ``replaces`` (our call
+        with the target, RFC 3891). Returns once the REFER is answered; the progress NOTIFYs
+        (sipfrag) then resolve ``status.final``."""
+        rep = None
+        if replaces is not None:
+            d = replaces.dialog
+            # seen from the target, which matches to-tag with its local tag (RFC 3891 §3)
+            rep = Replaces(d.call_id, d.remote_tag, d.local_tag)
+        status = ReferStatus()
+        self._refers.append(status)
+        hdrs = [("Refer-To", refer_to_value(target, rep)), ("Referred-By", f"<{self.ua.aor}>"), *(headers or [])]
+        resp = await self._request("REFER", headers=hdrs, sent=status._sent)
+        status._answered(resp)
+        return status
+
     # -- incoming in-dialog requests ----------------------------------------------------------------
     async def _on_request(self, ev: RequestReceived) -> None:
         req = ev.request
@@ -393,9 +459,37 @@ class InviteSession:
         elif method == "OPTIONS":
             ep.respond(tx, make_response(req, 200, headers=self.ua.capabilities()))
         elif method == "NOTIFY":
-            ep.respond(tx, make_response(req, 200, headers=[("Contact", self.ua.contact)]))
+            for st in self._refers:
+                if st.watcher is not None and not st.watcher.done and st.watcher.matches(req):
+                    code, progress = st.watcher.receive_notify(req)
+                    ep.respond(tx, make_response(req, code, headers=[("Contact", self.ua.contact)]))
+                    if progress is not None:
+                        st._progress(progress)
+                    return
+            ep.respond(tx, make_response(req, 481))  # no subscription in this dialog (RFC 6665 §4.1.3)
+        elif method == "REFER":
+            await self._on_refer(req, tx)
         else:
             ep.respond(tx, make_response(req, 501, headers=[("Allow", ALLOW)]))
+
+    async def _on_refer(self, req: SipRequest, tx: ServerTransaction) -> None:
+        ep = self.ua.endpoint
+        values = req.headers.get_all("refer-to")
+        if len(values) != 1:
+            ep.respond(tx, make_response(req, 400, "Exactly one Refer-To (RFC 3515 §2.4.1)"))
+            return
+        try:
+            target = parse_refer_to(values[0])
+        except SipParseError as exc:
+            ep.respond(tx, make_response(req, 400, str(exc)[:80]))
+            return
+        incoming = IncomingRefer(self, req, tx, target)
+        if self.on_refer is None:
+            incoming.reject(603)
+            return
+        result = self.on_refer(incoming)
+        if asyncio.iscoroutine(result):
+            await result
 
     async def _on_offer_request(self, req: SipRequest, tx: ServerTransaction, source: Target) -> None:
         """A re-INVITE or UPDATE: collision rules, session timer, offer/answer (§14.2, RFC 3311 §5.2)."""
@@ -447,6 +541,80 @@ class InviteSession:
                 self.offers.remote_invite = False
 
 
+class ReferStatus:
+    """The progress of a REFER we sent: NOTIFYed statuses, then ``final`` (RFC 3515 §2.4.5)."""
+
+    def __init__(self) -> None:
+        self.watcher: ReferWatcher | None = None
+        self.response: SipResponse | None = None
+        self.progress: list[ReferProgress] = []
+        self.final: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        """The final status of the transferee's INVITE; fails with RequestFailed when the REFER is refused."""
+        self.on_progress: Callable[[ReferProgress], None] | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.response is not None and 200 <= self.response.status_code < 300
+
+    def _sent(self, refer: SipRequest) -> None:
+        self.watcher = ReferWatcher(refer)
+
+    def _answered(self, resp: SipResponse) -> None:
+        self.response = resp
+        if self.watcher is not None:
+            self.watcher.receive_response(resp.status_code)
+        if resp.status_code >= 300 and not self.final.done():
+            self.final.set_exception(RequestFailed(resp.status_code, resp.reason, resp))
+
+    def _progress(self, progress: ReferProgress) -> None:
+        self.progress.append(progress)
+        if self.on_progress is not None:
+            self.on_progress(progress)
+        if progress.final and not self.final.done():
+            self.final.set_result(progress.status)
+
+
+class IncomingRefer:
+    """A REFER the peer sent us (we are the transferee): ``accept()`` / ``reject()``, then
+    ``notify(status)`` for each step of the new call, or let :meth:`UserAgent.follow_refer` do it."""
+
+    def __init__(self, session: InviteSession, request: SipRequest, transaction: ServerTransaction,
+                 target: ReferTarget) -> None:
+        self.session = session
+        self.request = request
+        self.transaction = transaction
+        self.target = target
+        self.referred_by = request.headers.get("referred-by")
+        self.notifier = ReferNotifier(request)
+        self.answered = False
+
+    def accept(self) -> None:
+        """202 Accepted, then the first NOTIFY (100 Trying) at once (RFC 3515 §2.4.4)."""
+        if self.answered:
+            return
+        self.answered = True
+        ep = self.session.ua.endpoint
+        ep.respond(self.transaction, make_response(self.request, 202, headers=[("Contact", self.session.ua.contact)]))
+        self.session.ua._spawn(self.notify(100))
+
+    def reject(self, status: int = 603, reason: str | None = None) -> None:
+        if self.answered:
+            return
+        self.answered = True
+        self.session.ua.endpoint.respond(self.transaction, make_response(self.request, status, reason))
+
+    async def notify(self, status: int, reason: str | None = None) -> SipResponse | None:
+        """Report the new call's progress as a sipfrag NOTIFY; a final status ends the subscription."""
+        if self.notifier.done or self.session.terminated.is_set():
+            return None
+        headers, body = self.notifier.progress(status, reason)
+        try:
+            return await self.session._request("NOTIFY", body=body, content_type="message/sipfrag", headers=headers)
+        except (SipError, LocalProtocolError) as exc:
+            log.info("refer NOTIFY not sent: %s", exc)
+            return None
+
+
 class IncomingInvite:
     """An INVITE waiting for the TU: ``ring()``, then ``answer(sdp)`` or ``reject(code)``."""
 
@@ -465,6 +633,8 @@ class IncomingInvite:
         self.session: InviteSession | None = None
         self.dialog: Dialog | None = None
         """The early dialog, once a provisional response with our To tag went out."""
+        self.replaces: InviteSession | OutgoingInvite | None = None
+        """The call this INVITE replaces (RFC 3891): ended (BYE, or CANCEL while it rings) when we answer."""
         self.prack = ReliableProvisionalSender(self.request, ua.endpoint.stack.timers, rng=ua.rng)
         self.timer = SessionTimer(ua.config.session_timer) if ua.config.session_timer is not None else None
         self._prack_handle: asyncio.TimerHandle | None = None
@@ -598,6 +768,11 @@ class IncomingInvite:
             session._arm_timer()
         self.ua._sessions[dialog.id] = session
         self.session = session
+        victim, self.replaces = self.replaces, None
+        if isinstance(victim, InviteSession):
+            self.ua._spawn(victim.bye())
+        elif isinstance(victim, OutgoingInvite):
+            self.ua.cancel(victim)
         if not self.prack.final_may_be_sent(True):
             # RFC 3262 §3: the 2xx waits for the PRACK of the reliable 1xx that carried SDP
             self.prack.clear_queue()
@@ -639,6 +814,223 @@ class OutgoingInvite:
         self.timer: SessionTimer | None = None
 
 
+class ClientSubscription:
+    """A subscription we hold (RFC 6665): NOTIFYs are queued and passed to ``on_notify``; it is
+    refreshed before it expires; ``ended`` resolves when it is over."""
+
+    def __init__(self, ua: UserAgent, core: Subscriber, target: Target) -> None:
+        self.ua = ua
+        self.core = core
+        self.target = target
+        self.on_notify: Callable[[NotifyReceived], None] | None = None
+        self.notifications: asyncio.Queue[NotifyReceived] = asyncio.Queue()
+        self.ended: asyncio.Future[SubscriptionEnded] = asyncio.get_running_loop().create_future()
+        self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def state(self) -> SubState:
+        return self.core.state
+
+    def _events(self, events: list[SubscriberEvent]) -> None:
+        for ev in events:
+            if isinstance(ev, NotifyReceived):
+                self.notifications.put_nowait(ev)
+                if self.on_notify is not None:
+                    self.on_notify(ev)
+            elif isinstance(ev, RefreshDue):
+                self.ua._spawn(self.refresh())
+            elif isinstance(ev, SubscriptionEnded):
+                self._finish(ev)
+        self._arm()
+
+    def _finish(self, ended: SubscriptionEnded) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        with contextlib.suppress(ValueError):
+            self.ua._subscriptions.remove(self)
+        if not self.ended.done():
+            self.ended.set_result(ended)
+
+    def _arm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        deadline = self.core.next_deadline()
+        if deadline is not None and not self.ended.done():
+            self._handle = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._handle = None
+        self._events(self.core.handle_timeout(max(self.ua.endpoint.now(), self.core.next_deadline() or 0.0)))
+
+    def _on_notify(self, ev: RequestReceived) -> None:
+        if ev.transaction is None:
+            return
+        code, events = self.core.receive_notify(ev.request, self.ua.endpoint.now())
+        self.ua.endpoint.respond(ev.transaction, make_response(ev.request, code))
+        self._events(events)
+
+    async def refresh(self, expires: int | None = None) -> SipResponse | None:
+        """Re-SUBSCRIBE in the dialog (``expires=0``: unsubscribe, RFC 6665 §4.1.2.3)."""
+        if self.core.state is SubState.TERMINATED or self.core.dialog is None:
+            return None
+        dialog = self.core.dialog
+        _, resp = await self.ua._send_in_dialog(dialog, self.core.refresh_request(expires), self.target)
+        self._events(self.core.receive_response(resp, self.ua.endpoint.now()))
+        return resp
+
+    async def unsubscribe(self, timeout: float = 5.0) -> SubscriptionEnded | None:
+        """End the subscription; returns how it ended (the notifier's final NOTIFY), or None on timeout."""
+        await self.refresh(0)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.ended), timeout)
+        except TimeoutError:
+            self._finish(SubscriptionEnded(reason="timeout", retry_after=None))
+            return None
+
+
+class ServerSubscription:
+    """A SUBSCRIBE we received: ``accept()`` (sends the first NOTIFY at once) or ``reject()``, then
+    ``notify()`` on every state change; refreshes, unsubscribes and expiry are handled here."""
+
+    def __init__(self, ua: UserAgent, ev: RequestReceived, *, max_expires: int = 3600) -> None:
+        if ev.transaction is None:
+            raise LocalProtocolError("a SUBSCRIBE always has a server transaction")
+        self.ua = ua
+        self.request = ev.request
+        self.transaction = ev.transaction
+        self.source = ev.source
+        self.core = Notifier(ev.request, max_expires=max_expires, rng=ua.rng)
+        self.event = self.core.event
+        self.body = b""
+        self.content_type: str | None = None
+        self.ended = asyncio.Event()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def accept(self, body: bytes = b"", content_type: str | None = None, *, pending: bool = False) -> None:
+        resp = self.core.accept(self.ua.endpoint.now(), contact=self.ua.contact, pending=pending)
+        self.ua.endpoint.respond(self.transaction, resp)
+        if resp.status_code >= 300 or self.core.dialog is None:
+            self.ended.set()
+            return
+        self.ua._dialog_users[self.core.dialog.id] = self
+        self.body, self.content_type = body, content_type
+        self.ua._spawn(self.notify(body, content_type))
+
+    def reject(self, status: int = 403, reason: str | None = None) -> None:
+        self.ua.endpoint.respond(self.transaction, make_response(self.request, status, reason, rng=self.ua.rng))
+        self.ended.set()
+
+    async def notify(self, body: bytes | None = None, content_type: str | None = None, *,
+                     terminate: str | None = None) -> SipResponse | None:
+        """Send the state (the last one when ``body`` is None); ``terminate=reason`` ends it."""
+        dialog = self.core.dialog
+        if dialog is None or (self.ended.is_set() and terminate is None):
+            return None
+        if body is not None:
+            self.body, self.content_type = body, content_type
+        now = self.ua.endpoint.now()
+        req = self.core.notify(now, self.body, self.content_type if self.body else None, terminate=terminate)
+        if self.core.state is SubState.TERMINATED:
+            self._done()
+        else:
+            self._arm()
+        _, resp = await self.ua._send_in_dialog(dialog, req, self.source)
+        if self.core.receive_notify_response(resp):
+            self._done()
+        return resp
+
+    async def terminate(self, reason: str = "noresource") -> None:
+        await self.notify(terminate=reason)
+
+    def _done(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if self.core.dialog is not None:
+            self.ua._dialog_users.pop(self.core.dialog.id, None)
+        self.ended.set()
+
+    def _arm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        deadline = self.core.next_deadline()
+        self._handle = asyncio.get_running_loop().call_at(deadline, self._on_timer) if deadline is not None else None
+
+    def _on_timer(self) -> None:
+        self._handle = None
+        if self.core.handle_timeout(max(self.ua.endpoint.now(), self.core.next_deadline() or 0.0)):
+            self.ua._spawn(self.notify(terminate="timeout"))
+
+    async def _on_request(self, ev: RequestReceived) -> None:
+        tx = ev.transaction
+        if tx is None:
+            return
+        if ev.request.method != "SUBSCRIBE":
+            self.ua.endpoint.respond(tx, make_response(ev.request, 405, headers=[("Allow", "SUBSCRIBE, NOTIFY")]))
+            return
+        resp = self.core.receive_subscribe(ev.request, self.ua.endpoint.now())
+        self.ua.endpoint.respond(tx, resp)
+        if 200 <= resp.status_code < 300:
+            await self.notify()  # §4.2.1.2: a NOTIFY follows every accepted SUBSCRIBE
+
+
+class ClientPublication:
+    """Event state we publish (RFC 3903): refreshed before it expires, ``modify()``, ``remove()``."""
+
+    def __init__(self, ua: UserAgent, uri: str, core: Publisher, target: Target) -> None:
+        self.ua = ua
+        self.uri = uri
+        self.core = core
+        self.target = target
+        self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def etag(self) -> str | None:
+        return self.core.etag
+
+    async def _send(self, parts: tuple[list[tuple[str, str]], bytes, str | None]) -> SipResponse:
+        for _ in range(3):
+            headers, body, ct = parts
+            req = self.ua.new_request("PUBLISH", self.uri, headers=headers, body=body, content_type=ct)
+            resp = await self.ua.request(req, self.target)
+            outcome = self.core.receive_response(resp, self.ua.endpoint.now())
+            if outcome == "republish":  # 412: the ESC lost our state; publish it in full again
+                parts = self.core.publish(self.core.body, self.core.content_type or "application/octet-stream")
+                continue
+            if outcome == "retry":  # 423: Expires raised to Min-Expires
+                parts = (self.core._headers(self.core.expires), body, ct)
+                continue
+            break
+        self._arm()
+        return resp
+
+    def _arm(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        deadline = self.core.next_deadline()
+        self._handle = asyncio.get_running_loop().call_at(deadline, self._on_timer) if deadline is not None else None
+
+    def _on_timer(self) -> None:
+        self._handle = None
+        if self.core.handle_timeout(max(self.ua.endpoint.now(), self.core.next_deadline() or 0.0)):
+            self.ua._spawn(self.refresh())
+
+    async def refresh(self) -> SipResponse:
+        return await self._send(self.core.refresh())
+
+    async def modify(self, body: bytes, content_type: str) -> SipResponse:
+        return await self._send(self.core.publish(body, content_type))
+
+    async def remove(self) -> SipResponse:
+        resp = await self._send(self.core.remove())
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        return resp
+
+
 class UserAgent:
     """A SIP UA: outgoing and incoming INVITE sessions, in-dialog requests, OPTIONS, MESSAGE."""
 
@@ -663,11 +1055,19 @@ class UserAgent:
         self._incoming: dict[int, IncomingInvite] = {}
         self._invites: dict[tuple[str, int], _SentInvite] = {}
         self._acks_sent: dict[tuple[str, int], tuple[SipRequest, Target]] = {}
+        self._subscriptions: list[ClientSubscription] = []
+        self._dialog_users: dict[DialogId, ServerSubscription] = {}
+        self._ended_dialogs: deque[DialogId] = deque(maxlen=64)
         self.on_invite: Callable[[IncomingInvite], Awaitable[None] | None] | None = None
         self.on_message: Callable[[RequestReceived], int] | None = None
         """A MESSAGE outside any dialog (RFC 3428); returns the status code."""
         self.on_out_of_dialog: Callable[[RequestReceived], Awaitable[None] | None] | None = None
-        """Any other request outside a dialog (REGISTER at a server, SUBSCRIBE ...)."""
+        """Any other request outside a dialog (REGISTER at a server, ...)."""
+        self.on_subscribe: Callable[[ServerSubscription], Awaitable[None] | None] | None = None
+        """A SUBSCRIBE outside a dialog (RFC 6665): accept or reject it. Without a handler (and
+        without ``on_out_of_dialog``) SUBSCRIBEs get 489 Bad Event."""
+        self.publications: PublicationStore | None = None
+        """Set to answer PUBLISH requests as an event state compositor (RFC 3903)."""
         endpoint.on_request = self._on_request
         endpoint.on_cancel = self._on_cancel
         endpoint.on_stray_response = self._on_stray
@@ -742,6 +1142,94 @@ class UserAgent:
     async def options(self, uri: str) -> SipResponse:
         """Ask ``uri`` what it supports (RFC 3261 §11)."""
         return await self.request(self.new_request("OPTIONS", uri, headers=[("Accept", "application/sdp")]))
+
+    async def _send_in_dialog(self, dialog: Dialog, req: SipRequest, target: Target) -> tuple[SipRequest, SipResponse]:
+        """An in-dialog request with one digest retry; the dialog's CSeq follows the retry."""
+        resp = await self.endpoint.request(req, target)
+        if resp.status_code in (401, 407) and self.digest is not None:
+            try:
+                req = self.digest.authorize(req, resp)
+            except (AuthenticationFailed, SipError):
+                return req, resp
+            dialog.local_seq = req.cseq.seq
+            resp = await self.endpoint.request(req, target)
+        return req, resp
+
+    async def subscribe(self, uri: str, event: str, *, expires: int = 3600, accept: str | None = None,
+                        headers: list[tuple[str, str]] | None = None) -> ClientSubscription:
+        """SUBSCRIBE to ``event`` at ``uri`` (RFC 6665); returns once it is accepted (2xx), raises
+        :class:`RequestFailed` otherwise. Digest challenges and 423 are answered on the way."""
+        extra = [("Event", event), ("Expires", str(expires)), ("Allow", ALLOW)]
+        if accept:
+            extra.append(("Accept", accept))
+        req = self.new_request("SUBSCRIBE", uri, headers=[*extra, *(headers or [])])
+        target = self._target(uri)
+        sub = ClientSubscription(self, Subscriber(req, now=self.endpoint.now(), timers=self.endpoint.stack.timers),
+                                 target)
+        self._subscriptions.append(sub)
+        try:
+            for _ in range(3):
+                resp = await self.endpoint.request(req, target)
+                if resp.status_code in (401, 407) and self.digest is not None:
+                    req = self.digest.authorize(req, resp)
+                elif resp.status_code == 423 and (min_exp := (resp.headers.get("min-expires") or "").strip()).isdigit():
+                    req = next_attempt(req, set_headers=[("Expires", min_exp)])
+                    sub.core.requested_expires = int(min_exp)
+                else:
+                    break
+                sub.core.request = req
+        except BaseException:
+            sub._finish(SubscriptionEnded(reason=None, retry_after=None))
+            raise
+        sub._events(sub.core.receive_response(resp, self.endpoint.now()))
+        if resp.status_code >= 300:
+            sub._finish(SubscriptionEnded(reason="rejected", retry_after=None, status=resp.status_code))
+            raise RequestFailed(resp.status_code, resp.reason, resp)
+        return sub
+
+    async def publish(self, uri: str, event: str, body: bytes, content_type: str, *,
+                      expires: int = 3600) -> ClientPublication:
+        """PUBLISH event state for ``uri`` (RFC 3903); refreshed until ``remove()``.
+        Raises :class:`RequestFailed` when the first PUBLISH fails."""
+        pub = ClientPublication(self, uri, Publisher(event, expires=expires), self._target(uri))
+        resp = await pub._send(pub.core.publish(body, content_type))
+        if resp.status_code >= 300:
+            raise RequestFailed(resp.status_code, resp.reason, resp)
+        return pub
+
+    def follow_refer(self, refer: IncomingRefer, sdp: bytes, *, headers: list[tuple[str, str]] | None = None,
+                     on_provisional: Callable[[SipResponse], None] | None = None) -> OutgoingInvite:
+        """Act on a REFER (RFC 3515 §2.4.4): accept it, INVITE the target (with its Replaces, RFC
+        3891, and Referred-By) and report each step to the transferor as a sipfrag NOTIFY."""
+        refer.accept()
+        hdrs = list(refer.target.headers)
+        if refer.target.replaces is not None:
+            hdrs.append(("Replaces", str(refer.target.replaces)))
+        if refer.referred_by is not None and not any(n.lower() == "referred-by" for n, _ in hdrs):
+            hdrs.append(("Referred-By", refer.referred_by))
+        reported: set[int] = set()
+
+        def prov(resp: SipResponse) -> None:
+            if resp.status_code > 100 and resp.status_code not in reported:
+                reported.add(resp.status_code)
+                self._spawn(refer.notify(resp.status_code, resp.reason))
+            if on_provisional is not None:
+                on_provisional(resp)
+
+        out = self.invite(refer.target.uri, sdp, headers=[*hdrs, *(headers or [])], on_provisional=prov)
+
+        async def report() -> None:
+            try:
+                await out.result
+            except CallFailed as exc:
+                await refer.notify(exc.status, exc.reason)
+            except Exception:
+                await refer.notify(500)
+            else:
+                await refer.notify(200)
+
+        self._spawn(report())
+        return out
 
     # -- outgoing calls ----------------------------------------------------------------------------------
     def invite(self, uri: str, sdp: bytes, *, to: str | None = None, headers: list[tuple[str, str]] | None = None,
@@ -921,8 +1409,16 @@ class UserAgent:
     # -- incoming requests -------------------------------------------------------------------------------
     def _on_request(self, ev: RequestReceived) -> Awaitable[None] | None:
         req = ev.request
+        if req.method == "NOTIFY":
+            for sub in self._subscriptions:
+                if sub.core.matches_notify(req):
+                    sub._on_notify(ev)
+                    return None
         did = dialog_id_for_request(req)
         if did is not None:
+            user = self._dialog_users.get(did)
+            if user is not None:
+                return user._on_request(ev)
             if req.method == "PRACK":
                 early = self._early.get(did)
                 if early is not None:
@@ -957,11 +1453,30 @@ class UserAgent:
         if req.method == "MESSAGE" and self.on_message is not None:
             self.endpoint.respond(tx, make_response(req, self.on_message(ev), to_tag=random_tag(self.rng)))
             return None
+        if req.method == "SUBSCRIBE" and self.on_subscribe is not None:
+            return self._on_subscribe(ev)
+        if req.method == "PUBLISH" and self.publications is not None:
+            self.endpoint.respond(tx, self.publications.receive_publish(req, self.endpoint.now()))
+            return None
         if self.on_out_of_dialog is not None:
             return self.on_out_of_dialog(ev)
-        self.endpoint.respond(tx, make_response(req, 405 if req.method in ("REGISTER", "SUBSCRIBE") else 501,
+        if req.method == "SUBSCRIBE":
+            self.endpoint.respond(tx, make_response(req, 489, to_tag=random_tag(self.rng)))
+            return None
+        self.endpoint.respond(tx, make_response(req, 405 if req.method in ("REGISTER", "PUBLISH") else 501,
                                                 to_tag=random_tag(self.rng), headers=[("Allow", ALLOW)]))
         return None
+
+    def _on_subscribe(self, ev: RequestReceived) -> Awaitable[None] | None:
+        try:
+            sub = ServerSubscription(self, ev)
+        except (LocalProtocolError, SipParseError):
+            if ev.transaction is not None:
+                self.endpoint.respond(ev.transaction, make_response(ev.request, 400, "SUBSCRIBE needs Event",
+                                                                    to_tag=random_tag(self.rng)))
+            return None
+        assert self.on_subscribe is not None
+        return self.on_subscribe(sub)
 
     def _on_new_invite(self, ev: RequestReceived, tx: ServerTransaction) -> Awaitable[None] | None:
         req = ev.request
@@ -980,8 +1495,41 @@ class UserAgent:
                 inc.done = True
                 self.endpoint.respond(tx, make_response(req, bad[0], to_tag=inc.to_tag, headers=bad[1]))
                 return None
+        replaces = req.headers.get_all("replaces")
+        if replaces:
+            status, victim = self._match_replaces(replaces)
+            if status is not None:
+                inc.done = True
+                self.endpoint.respond(tx, make_response(req, status, to_tag=inc.to_tag))
+                return None
+            inc.replaces = victim
         self._incoming[id(tx)] = inc
         return self.on_invite(inc)
+
+    def _match_replaces(self, values: list[str]) -> tuple[int | None, InviteSession | OutgoingInvite | None]:
+        """RFC 3891 §3: the dialog an INVITE's Replaces names, or the status to refuse it with."""
+        if len(values) != 1:
+            return 400, None
+        try:
+            rep = parse_replaces(values[0])
+        except SipParseError:
+            return 400, None
+        did = DialogId(rep.call_id, rep.to_tag, rep.from_tag)  # to-tag is ours, from-tag the peer's
+        session = self._sessions.get(did)
+        if session is not None:
+            return check_replaces(session.dialog.state, early_only=rep.early_only,
+                                  initiated_by_us=session.outgoing), session
+        for sent in self._invites.values():
+            dialog = sent.client.dialogs.get(rep.from_tag)
+            if dialog is not None and dialog.call_id == rep.call_id and dialog.local_tag == rep.to_tag:
+                status = check_replaces(dialog.state, early_only=rep.early_only, initiated_by_us=True)
+                return status, (sent.out if status is None else None)
+        if did in self._ended_dialogs:
+            return check_replaces(DialogState.TERMINATED, early_only=rep.early_only, initiated_by_us=False), None
+        for inc in self._incoming.values():
+            if inc.request.call_id == rep.call_id and inc.to_tag == rep.to_tag and not inc.done:
+                return check_replaces(DialogState.EARLY, early_only=rep.early_only, initiated_by_us=False), None
+        return check_replaces(None, early_only=rep.early_only, initiated_by_us=False), None
 
     def _on_cancel(self, ev: CancelReceived) -> None:
         inc = self._incoming.get(id(ev.invite_transaction))
