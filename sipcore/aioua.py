@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ from .refer import (
     parse_refer_to,
     refer_to_value,
 )
+from .resolver import NaptrRecord, Resolver, ResolverError, SrvRecord, locate, should_fail_over
 from .session_timer import SessionTimer, SessionTimerAction, SessionTimerConfig
 from .stack import CancelReceived, RequestReceived, StrayResponse, Target
 from .subscription import (
@@ -106,6 +108,7 @@ __all__ = [
     "ReferStatus",
     "RequestFailed",
     "ServerSubscription",
+    "SystemResolver",
     "UaConfig",
     "UserAgent",
 ]
@@ -162,6 +165,13 @@ def reason_headers(reason: Reason | str | None) -> list[tuple[str, str]]:
     if reason is None:
         return []
     return [("Reason", str(reason))]
+
+
+def _new_branch(request: SipRequest) -> SipRequest:
+    """The same request as a new transaction (RFC 3263 §4.3): same CSeq, our Via removed."""
+    new = request.copy()
+    new.headers.remove_first("via")
+    return new
 
 
 def _allowed(message: SipMessage) -> set[str]:
@@ -814,6 +824,29 @@ class OutgoingInvite:
         self.timer: SessionTimer | None = None
 
 
+class SystemResolver:
+    """The operating system's resolver (getaddrinfo): addresses only. Without NAPTR and SRV,
+    RFC 3263 ends at A/AAAA with the default port; plug a DNS client in for the rest."""
+
+    async def naptr(self, domain: str) -> list[NaptrRecord]:
+        return []
+
+    async def srv(self, name: str) -> list[SrvRecord]:
+        return []
+
+    async def addresses(self, host: str) -> list[str]:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            raise ResolverError(f"cannot resolve {host!r}: {exc}") from exc
+        out: list[str] = []
+        for info in infos:
+            addr = str(info[4][0])
+            if addr not in out:
+                out.append(addr)
+        return out
+
+
 class ClientSubscription:
     """A subscription we hold (RFC 6665): NOTIFYs are queued and passed to ``on_notify``; it is
     refreshed before it expires; ``ended`` resolves when it is over."""
@@ -1037,7 +1070,8 @@ class UserAgent:
     def __init__(self, endpoint: AioSipEndpoint, *, aor: str, outbound: Target | None,
                  credentials: tuple[str, str] | None = None, display_name: str | None = None,
                  rng: Callable[[int], bytes] = os.urandom, contact_host: str | None = None,
-                 config: UaConfig | None = None) -> None:
+                 config: UaConfig | None = None, resolver: Resolver | None = None,
+                 transports: tuple[str, ...] = ("tls", "tcp", "udp")) -> None:
         self.endpoint = endpoint
         uri = parse_uri(aor)
         if not isinstance(uri, SipUri):
@@ -1047,6 +1081,10 @@ class UserAgent:
         self.display_name = display_name
         self.rng = rng
         self.config = config or UaConfig()
+        self.resolver = resolver
+        """RFC 3263 lookups for requests without an outbound proxy (see :meth:`targets_for`)."""
+        self.transports = transports
+        """Transports RFC 3263 may pick, in our order of preference."""
         self.digest = DigestClient(credentials[0], credentials[1], rng=rng) if credentials else None
         self._contact_host = contact_host
         self._sessions: dict[Any, InviteSession] = {}
@@ -1122,15 +1160,35 @@ class UserAgent:
         return Target(u.transport or "udp", u.host.strip("[]"), u.port or 5060)
 
     # -- requests outside dialogs ----------------------------------------------------------------------
+    async def targets_for(self, uri: str) -> list[Target]:
+        """Where requests for ``uri`` go, in order: the outbound proxy, else RFC 3263 through the
+        resolver (when one is set), else the URI's host and port as they are."""
+        if self.outbound is not None or self.resolver is None:
+            return [self._target(uri)]
+        u = parse_uri(uri)
+        if not isinstance(u, SipUri):
+            raise LocalProtocolError(f"cannot route to {uri!r} without an outbound proxy")
+        targets = await locate(u, self.resolver, transports=self.transports, rng=self.rng)
+        if not targets:
+            raise RequestFailed(503, f"No server found for {u.host}")
+        return targets
+
     async def request(self, req: SipRequest, target: Target | None = None) -> SipResponse:
-        """Send a request, retrying once with credentials on 401/407."""
-        target = target or self._target(req.uri_text)
-        resp = await self.endpoint.request(req, target)
-        tries = 0
-        while resp.status_code in (401, 407) and self.digest is not None and tries < 2:
-            req = self.digest.authorize(req, resp)
-            resp = await self.endpoint.request(req, target)
-            tries += 1
+        """Send a request, retrying with credentials on 401/407 and failing over to the next
+        server on a transport error, timeout or 503 (RFC 3263 §4.3)."""
+        targets = [target] if target is not None else await self.targets_for(req.uri_text)
+        for i, dest in enumerate(targets):
+            if i:
+                req = _new_branch(req)
+            resp = await self.endpoint.request(req, dest)
+            tries = 0
+            while resp.status_code in (401, 407) and self.digest is not None and tries < 2:
+                req = self.digest.authorize(req, resp)
+                resp = await self.endpoint.request(req, dest)
+                tries += 1
+            if not should_fail_over(resp) or i == len(targets) - 1:
+                break
+            log.info("%s to %s: %d %s, trying %s", req.method, dest, resp.status_code, resp.reason, targets[i + 1])
         return resp
 
     async def message(self, uri: str, body: bytes, content_type: str = "text/plain", *,
@@ -1243,13 +1301,15 @@ class UserAgent:
             extra += [h for h in out.timer.request_headers() if h[0] != "Supported"]
         req = self.new_request("INVITE", uri, to=to, body=sdp, content_type="application/sdp",
                                headers=[*extra, *(headers or [])])
-        self._spawn(self._run_invite(out, req, self._target(uri), on_provisional))
+        self._spawn(self._run_invite(out, req, uri, on_provisional))
         return out
 
-    async def _run_invite(self, out: OutgoingInvite, req: SipRequest, target: Target,
+    async def _run_invite(self, out: OutgoingInvite, req: SipRequest, uri: str,
                           on_provisional: Callable[[SipResponse], None] | None) -> None:
         try:
-            for _ in range(4):
+            targets = await self.targets_for(uri)
+            target = targets.pop(0)
+            for _ in range(4 + len(targets)):
                 client = InviteClient(req, ack_headers=out.auth, local_target=self.contact)
                 out.client = client
                 if out.cancel_requested:
@@ -1264,10 +1324,18 @@ class UserAgent:
                         on_provisional(resp)
                     self._maybe_cancel(out)
 
+                provisional_before = len(out.provisional)
                 tx, fut = self.endpoint.start_request(req, target, on_provisional=prov)
                 out.transaction = tx
                 out.cancel_sent = False
                 resp = await fut
+                if (targets and should_fail_over(resp) and len(out.provisional) == provisional_before
+                        and not out.cancel_requested):
+                    # RFC 3263 §4.3: the same request, a new branch, the next server
+                    log.info("INVITE to %s: %d %s, trying %s", target, resp.status_code, resp.reason, targets[0])
+                    target = targets.pop(0)
+                    req = _new_branch(req)
+                    continue
                 retry = self._invite_retry(out, req, resp)
                 if retry is None:
                     break

@@ -65,9 +65,15 @@ class _Conn:
 class TransportManager:
     """Listens, connects, sends and receives SIP messages on UDP/TCP/TLS/WS(S)."""
 
-    def __init__(self, on_message: Receiver, *, connect_timeout: float = 5.0) -> None:
+    def __init__(self, on_message: Receiver, *, connect_timeout: float = 5.0,
+                 tls_context: ssl.SSLContext | None = None, verify_tls: bool = True) -> None:
         self.on_message = on_message
         self.connect_timeout = connect_timeout
+        self.tls_context = tls_context
+        """Client side of TLS/WSS connections we open: the CAs to trust, our certificate for
+        mutual TLS. None: the system CAs with host name checking (RFC 5922 §7)."""
+        self.verify_tls = verify_tls
+        """False turns certificate and host name checks off (labs only; ignored with ``tls_context``)."""
         self._udp: dict[str, _Udp] = {}
         self._servers: list[Any] = []
         self._conns: dict[int, _Conn] = {}
@@ -177,10 +183,12 @@ class TransportManager:
 
     # -- sending ---------------------------------------------------------------------------
     async def send(self, data: bytes, *, flow: Flow | None = None, transport: str = "udp",
-                   host: str = "", port: int = 0, ws_path: str = "/") -> Flow:
+                   host: str = "", port: int = 0, ws_path: str = "/", server_name: str | None = None) -> Flow:
         """Send ``data`` on ``flow`` (when still open) or to ``transport:host:port``.
 
-        Raises :class:`TransportError` when it cannot be sent.
+        A new TLS/WSS connection checks the server certificate against ``server_name`` (default
+        ``host``: the SIP domain or host the target was resolved from, RFC 5922 §7). Raises
+        :class:`TransportError` when it cannot be sent (including a failed certificate check).
         """
         if flow is not None:
             transport, host, port = flow.transport, flow.remote[0], flow.remote[1]
@@ -202,8 +210,26 @@ class TransportManager:
             return Flow("udp", udp.local, (host, port))
         existing = self._by_remote.get((transport, host, port))
         if existing is None:
-            existing = await self._connect(transport, host, port, ws_path)
+            existing = await self._connect(transport, host, port, ws_path, server_name)
         return await self._send_conn(existing, data)
+
+    def client_tls_context(self) -> ssl.SSLContext:
+        """The context for TLS connections we open (see ``tls_context`` / ``verify_tls``)."""
+        if self.tls_context is not None:
+            return self.tls_context
+        ctx = ssl.create_default_context()
+        if not self.verify_tls:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def peer_certificate(self, flow: Flow) -> dict[str, Any] | None:
+        """The verified certificate of the peer on a TLS flow (None: not TLS, not verified, or closed)."""
+        conn = self._conns.get(flow.conn_id) if flow.conn_id else None
+        if conn is None or conn.writer is None:
+            return None
+        cert = conn.writer.get_extra_info("peercert")
+        return cert if isinstance(cert, dict) and cert else None
 
     async def _send_conn(self, conn: _Conn, data: bytes) -> Flow:
         try:
@@ -212,12 +238,15 @@ class TransportManager:
             raise TransportError(f"send on {conn.flow} failed: {exc}") from exc
         return conn.flow
 
-    async def _connect(self, transport: str, host: str, port: int, ws_path: str) -> _Conn:
+    async def _connect(self, transport: str, host: str, port: int, ws_path: str,
+                       server_name: str | None = None) -> _Conn:
         try:
             if transport in ("tcp", "tls"):
-                ctx = ssl.create_default_context() if transport == "tls" else None
-                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port, ssl=ctx),
-                                                        self.connect_timeout)
+                ctx = self.client_tls_context() if transport == "tls" else None
+                name = (server_name or host) if ctx is not None and ctx.check_hostname else None
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(host, port, ssl=ctx, server_hostname=name if ctx is not None else None),
+                    self.connect_timeout)
                 conn = _Conn(transport, writer.get_extra_info("sockname")[:2], (host, port))
                 conn.writer = writer
                 self._register(conn)
@@ -227,9 +256,15 @@ class TransportManager:
                 from websockets.asyncio.client import connect
 
                 scheme = "wss" if transport == "wss" else "ws"
+                tls: dict[str, Any] = {}
+                if scheme == "wss":
+                    wctx = self.client_tls_context()
+                    tls = {"ssl": wctx}
+                    if wctx.check_hostname:
+                        tls["server_hostname"] = server_name or host
                 ws = await asyncio.wait_for(
                     connect(f"{scheme}://{host}:{port}{ws_path}", subprotocols=["sip"],  # type: ignore[list-item]
-                            open_timeout=self.connect_timeout, max_size=1 << 20),
+                            open_timeout=self.connect_timeout, max_size=1 << 20, **tls),
                     self.connect_timeout + 1)
                 conn = _Conn(transport, ws.local_address[:2], (host, port))
                 conn.ws = ws
