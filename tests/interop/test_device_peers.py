@@ -288,9 +288,11 @@ def test_device_calls_baresip_over_ws(lab: Lab) -> None:
     # RFC 4733 §2.5.1.5: no audio while an event is sent (6 digits x 190 ms), and baresip's dump
     # holds decoded audio frames only
     text = check_baresip(lab, snap, min_seconds=1.2)
-    # baresip logs every telephone-event it receives: once per digit at its start (end=0)
-    heard = re.findall(r"received event: '(.)' \(end=0\)", text)
-    assert "".join(heard) == DIGITS, f"baresip reported digits {heard}, we sent {DIGITS!r}"
+    # baresip logs every telephone-event it receives, once at its start (end=0) and once at its end
+    # (E bit, RFC 4733 §2.5.1.3: the three end packets count as one)
+    heard = re.findall(r"received event: '(.)' \(end=([01])\)", text)
+    expected = [(d, e) for d in DIGITS for e in "01"]
+    assert heard == expected, f"baresip reported {heard}, we sent {DIGITS!r}"
     dtmf = [e["param"] for e in report["baresip_events"] if e["type"] == "CALL_DTMF_START"]
     assert "".join(dtmf) == DIGITS, report["baresip_events"]
     lab.passed = True
