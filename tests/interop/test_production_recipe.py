@@ -16,20 +16,29 @@ refuses a wrong secret and an expired name), and TURN credentials that coturn's
 media socket may only talk to coturn (a firewall in front of it), so every media packet is
 relayed by coturn (ICE selects the caller's relay candidate).
 
-Every process binds 127.0.0.1 on free ports, is bounded (``timeout`` around it, ``--duration``
-for the token service) and is stopped by its own process id in the fixture teardown.
+The last test does the same against baresip (ICE + DTLS-SRTP, registered to Kamailio with
+ephemeral credentials over UDP). baresip's ICE never uses 127.x candidates, so that test runs
+the whole recipe in a private network namespace (:mod:`netns`: ``lo`` and a veth pair, no
+route out) with our Device in a child process inside it.
+
+Every process binds 127.0.0.1 (or the private namespace's addresses) on free ports, is bounded
+(``timeout`` around it, ``--duration`` for the token service, ``-t`` for baresip) and is stopped
+by its own process id in the teardown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import glob
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -65,8 +74,6 @@ class Recipe:
     workdir: Path
 
     def kamcmd(self, *args: str) -> str:
-        import subprocess
-
         out = subprocess.run(["kamcmd", "-s", self.ctl, *args], capture_output=True, text=True, timeout=5)
         return out.stdout + out.stderr
 
@@ -96,22 +103,43 @@ def _env_file(path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def recipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recipe]:
+def _require_recipe() -> None:
     require("kamailio", "kamcmd", "turnserver", "timeout")
     if not glob.glob("/usr/lib/*/kamailio/modules/auth_ephemeral.so") + glob.glob("/usr/lib/kamailio/modules/auth_ephemeral.so"):
         missing_peer("Kamailio's auth_ephemeral module (package kamailio-autheph-modules)")
+
+
+def _kamailio_argv(addr: str, sip_port: int, ws_port: int, secret: str, ctl: str, rundir: Path) -> list[Any]:
+    return ["kamailio", "-f", DOCS / "kamailio.cfg", "-DD", "-E", "-m", "64", "-M", "8", "-Y", rundir,
+            "-A", f'SIP_DOMAIN="{DOMAIN}"', "-A", f'AUTH_SECRET="{secret}"',
+            "-A", f"LISTEN_UDP=udp:{addr}:{sip_port}", "-A", f"LISTEN_TCP=tcp:{addr}:{sip_port}",
+            "-A", f"LISTEN_WS=tcp:{addr}:{ws_port}", "-A", f"WS_PORT={ws_port}", "-A", f'CTL_SOCK="{ctl}"']
+
+
+def _token_service_env(wd: Path, addr: str, sip_port: int, ws_port: int, turn_port: int, sip_secret: str,
+                       turn_secret: str) -> dict[str, str]:
+    (wd / "api-keys").write_text(f"# test key\n{API_KEY}\n")
+    env = {**os.environ, **_env_file(DOCS / "voice-sdk.env")}
+    env.update({
+        "VOICE_DOMAIN": DOMAIN, "VOICE_PUBLIC_WS_URL": f"ws://{addr}:{ws_port}",
+        "VOICE_PUBLIC_UDP": f"{addr}:{sip_port}", "VOICE_PUBLIC_TCP": f"{addr}:{sip_port}",
+        "VOICE_TURN_URLS": f"turn:{addr}:{turn_port}?transport=udp", "VOICE_STUN_URLS": "",
+        "VOICE_JWT_SECRET": secrets.token_hex(32), "VOICE_SIP_SECRET": sip_secret, "VOICE_TURN_SECRET": turn_secret,
+        "VOICE_API_KEYS_FILE": str(wd / "api-keys"),
+    })
+    return env
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recipe]:
+    _require_recipe()
     wd = tmp_path_factory.mktemp("recipe")
     sip_secret, turn_secret = secrets.token_hex(32), secrets.token_hex(32)
     sip_port, ws_port, turn_port, http_port = free_port("both"), free_port("tcp"), free_port("both"), free_port("tcp")
     relay_lo = 40000 + secrets.randbelow(20000)
     ctl = f"unix:{wd}/kamailio_ctl"
-    kamailio = PeerProcess("kamailio", [
-        "kamailio", "-f", DOCS / "kamailio.cfg", "-DD", "-E", "-m", "64", "-M", "8", "-Y", wd,
-        "-A", f'SIP_DOMAIN="{DOMAIN}"', "-A", f'AUTH_SECRET="{sip_secret}"',
-        "-A", f"LISTEN_UDP=udp:127.0.0.1:{sip_port}", "-A", f"LISTEN_TCP=tcp:127.0.0.1:{sip_port}",
-        "-A", f"LISTEN_WS=tcp:127.0.0.1:{ws_port}", "-A", f"WS_PORT={ws_port}", "-A", f'CTL_SOCK="{ctl}"',
-    ], lifetime=LIFETIME, log_path=wd / "kamailio.log")
+    kamailio = PeerProcess("kamailio", _kamailio_argv("127.0.0.1", sip_port, ws_port, sip_secret, ctl, wd),
+                           lifetime=LIFETIME, log_path=wd / "kamailio.log")
     conf = _rewrite_conf((DOCS / "turnserver.conf").read_text("utf-8"), {
         "listening-ip": "127.0.0.1", "relay-ip": "127.0.0.1", "listening-port": str(turn_port),
         "min-port": str(relay_lo), "max-port": str(relay_lo + 40), "static-auth-secret": turn_secret,
@@ -121,15 +149,7 @@ def recipe(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recipe]:
     (wd / "turnserver.conf").write_text(conf)
     turn = PeerProcess("turnserver", ["turnserver", "-c", wd / "turnserver.conf"], lifetime=LIFETIME,
                        log_path=wd / "turnserver.log")
-    (wd / "api-keys").write_text(f"# test key\n{API_KEY}\n")
-    env = {**os.environ, **_env_file(DOCS / "voice-sdk.env")}
-    env.update({
-        "VOICE_DOMAIN": DOMAIN, "VOICE_PUBLIC_WS_URL": f"ws://127.0.0.1:{ws_port}",
-        "VOICE_PUBLIC_UDP": f"127.0.0.1:{sip_port}", "VOICE_PUBLIC_TCP": f"127.0.0.1:{sip_port}",
-        "VOICE_TURN_URLS": f"turn:127.0.0.1:{turn_port}?transport=udp", "VOICE_STUN_URLS": "",
-        "VOICE_JWT_SECRET": secrets.token_hex(32), "VOICE_SIP_SECRET": sip_secret, "VOICE_TURN_SECRET": turn_secret,
-        "VOICE_API_KEYS_FILE": str(wd / "api-keys"),
-    })
+    env = _token_service_env(wd, "127.0.0.1", sip_port, ws_port, turn_port, sip_secret, turn_secret)
     tokens = PeerProcess("voice-sdk serve", [
         Path(sys.executable).parent / "voice-sdk", "serve", "--host", "127.0.0.1", "--http-port", str(http_port),
         "--duration", str(LIFETIME - 10)], lifetime=LIFETIME, log_path=wd / "voice-sdk.log", env=env)
@@ -309,3 +329,179 @@ def test_call_through_kamailio_with_media_relayed_by_coturn(recipe: Recipe) -> N
         return float(np.argmax(np.abs(np.fft.rfft(x))) * 8000 / len(x))
 
     assert abs(peak(r["b_pcm"]) - 600) < 15 and abs(peak(r["a_pcm"]) - 1000) < 15
+
+
+# -- the same recipe against baresip, in a private network namespace ----------------------------------------
+BARESIP_CONFIG = """\
+poll_method		epoll
+call_local_timeout	30
+call_max_calls		2
+sip_listen		@ADDR@:@SIPPORT@
+net_interface		@ADDR@
+audio_source		ausine,440
+ausrc_srate		48000
+ausrc_channels		2
+audio_player		alsa,null
+audio_alert		alsa,null
+audio_level		no
+audio_buffer		20-160
+rtp_ports		@RTPPORTS@
+rtcp_mux		yes
+jitter_buffer_delay	5-10
+rtp_stats		yes
+rtp_timeout		0
+module_path		/usr/lib/baresip/modules
+module			g711.so
+module			alsa.so
+module			ausine.so
+module			stun.so
+module			ice.so
+module			dtls_srtp.so
+module_tmp		uuid.so
+module_tmp		account.so
+module_app		contact.so
+module_app		menu.so
+ice_debug		yes
+"""
+BARESIP_ACCOUNT = ('<sip:carol@{domain}>;auth_user={user};auth_pass={password};outbound="sip:{proxy}";regint=600;'
+                   "answermode=auto;audio_codecs=pcmu;mediaenc=dtls_srtp;medianat=ice\n")
+CHILD_PREFIX = "RESULT "
+
+
+async def _call_baresip(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Runs inside the namespace: token -> credentials -> REGISTER at Kamailio -> call carol (baresip)."""
+    import numpy as np
+
+    from voice_sdk.audio import BufferSink, ToneSource
+    from voice_sdk.device import Device
+    from voice_sdk.options import DeviceOptions
+
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{cfg['http']}/open/sdk/access-token", headers={"X-User-API-Key": API_KEY},
+            json={"user_uuid": "alice", "label": "recipe"}) as r:
+        token = (await r.json())["access_token"]
+    dev = Device(token, options=DeviceOptions(credentials_url=f"{cfg['http']}/sdk/voip/sip-credentials",
+                                              transport="ws", codecs=("PCMU",), local_address=cfg["addr"]))
+    result: dict[str, Any] = {}
+    try:
+        await dev.register()
+        call = await dev.connect("carol")
+        assert call.driver is not None
+        firewall = _OnlyTurn(call.driver.proto.transport, (cfg["addr"], cfg["turn_port"]))
+        call.driver.proto.transport = firewall
+        sink = BufferSink(8000)
+        call.set_output(sink)
+        call.set_input(ToneSource((1000.0,), sample_rate=8000))
+        await call.wait_accepted(20)
+        await asyncio.sleep(3.0)
+        q = call.quality()
+        pcm = sink.pcm()[-8000:].astype(float)
+        result.update(quality=dataclasses.asdict(q) if q else None, firewall=[firewall.blocked, firewall.passed],
+                      peak=float(np.argmax(np.abs(np.fft.rfft(pcm))) * 8000 / len(pcm)) if len(pcm) else 0.0)
+        await call.disconnect()
+    except Exception as exc:
+        result["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        await dev.destroy()
+    return result
+
+
+def child_main(argv: list[str]) -> None:
+    """Entry point of the child process (``python -c``) that runs the Device inside the namespace."""
+    cfg = json.loads(argv[0])
+    result = asyncio.run(asyncio.wait_for(_call_baresip(cfg), 40))
+    print(CHILD_PREFIX + json.dumps(result), flush=True)
+
+
+def _listening(ns: Any, kind: str, addr: str, port: int) -> bool:
+    out = ns.run(["ss", "-Hln" + ("u" if kind == "udp" else "t")], timeout=5).stdout
+    return f"{addr}:{port} " in out
+
+
+def _wait_in_ns(ns: Any, kind: str, addr: str, port: int, proc: PeerProcess, timeout: float = 10) -> None:
+    end = time.monotonic() + timeout
+    while not _listening(ns, kind, addr, port):
+        if not proc.alive() or time.monotonic() > end:
+            raise PeerError(f"{proc.name} not listening on {kind} {addr}:{port}:\n{proc.log_tail()}")
+        time.sleep(0.05)
+
+
+def test_call_to_baresip_through_kamailio_with_turn_relayed_media(tmp_path: Path) -> None:
+    from netns import PrivateNetns, remove_stale
+
+    from conftest import require_root
+    from voice_sdk.server.credentials import ephemeral_credentials
+
+    _require_recipe()
+    require("baresip", "ip", "ss")
+    require_root()
+    remove_stale()
+    sip_secret, turn_secret = secrets.token_hex(32), secrets.token_hex(32)
+    # a fresh namespace has nothing listening: these ports are free in it by construction
+    sip_port, ws_port, turn_port, http_port, carol_port = 5060, 8080, 3478, 8088, 5062
+    procs: list[PeerProcess] = []
+    with PrivateNetns() as ns:
+        a, b = ns.addr_a, ns.addr_b
+        try:
+            kam = PeerProcess("kamailio", ns.argv(_kamailio_argv(a, sip_port, ws_port, sip_secret,
+                                                                 f"unix:{tmp_path}/kamailio_ctl", tmp_path)),
+                              lifetime=60, log_path=tmp_path / "kamailio.log").start()
+            procs.append(kam)
+            subnet = a.rsplit(".", 1)[0]
+            conf = _rewrite_conf((DOCS / "turnserver.conf").read_text("utf-8"), {
+                "listening-ip": a, "relay-ip": a, "listening-port": str(turn_port), "min-port": "49160",
+                "max-port": "49200", "static-auth-secret": turn_secret, "realm": DOMAIN,
+                # the namespace's own private subnet is where the peers are: allow it explicitly
+                "allowed-peer-ip": f"{subnet}.0-{subnet}.255", "pidfile": str(tmp_path / "turnserver.pid"),
+                "userdb": str(tmp_path / "turndb"), "log-file": "stdout"})
+            (tmp_path / "turnserver.conf").write_text(conf)
+            turn = PeerProcess("turnserver", ns.argv(["turnserver", "-c", tmp_path / "turnserver.conf"]),
+                               lifetime=60, log_path=tmp_path / "turnserver.log").start()
+            procs.append(turn)
+            env = _token_service_env(tmp_path, a, sip_port, ws_port, turn_port, sip_secret, turn_secret)
+            tokens = PeerProcess("voice-sdk serve", ns.argv([
+                Path(sys.executable).parent / "voice-sdk", "serve", "--host", a, "--http-port", str(http_port),
+                "--duration", "50"]), lifetime=60, log_path=tmp_path / "voice-sdk.log", env=env).start()
+            procs.append(tokens)
+            _wait_in_ns(ns, "tcp", a, ws_port, kam)
+            _wait_in_ns(ns, "udp", a, turn_port, turn)
+            _wait_in_ns(ns, "tcp", a, http_port, tokens, 20)
+            # baresip, a standard SIP client, registers with credentials of the same scheme
+            creds = ephemeral_credentials(sip_secret, "carol", now=time.time(), ttl=600)
+            profile = tmp_path / "baresip"
+            profile.mkdir()
+            (profile / "config").write_text(BARESIP_CONFIG.replace("@ADDR@", b).replace("@SIPPORT@", str(carol_port))
+                                            .replace("@RTPPORTS@", "20000-20099"))
+            (profile / "accounts").write_text(BARESIP_ACCOUNT.format(domain=DOMAIN, user=creds.username,
+                                                                     password=creds.password, proxy=f"{a}:{sip_port}"))
+            (profile / "contacts").write_text("")
+            baresip = PeerProcess("baresip", ns.argv(["baresip", "-f", profile, "-t", "40"]), lifetime=45,
+                                  log_path=tmp_path / "baresip.log").start()
+            procs.append(baresip)
+            baresip.wait_for_log(r"carol@\S+: \{0/UDP/v4\} 200 OK", 10)
+            cfg = {"http": f"http://{a}:{http_port}", "addr": a, "turn_port": turn_port}
+            here = Path(__file__).resolve().parent
+            script = (f"import sys; sys.path[:0] = [{str(here)!r}, {str(here.parent)!r}]; "
+                      "import test_production_recipe as t; t.child_main(sys.argv[1:])")
+            child = PeerProcess("device", ns.argv([sys.executable, "-c", script, json.dumps(cfg)]), lifetime=50,
+                                log_path=tmp_path / "device.log").start()
+            procs.append(child)
+            child.wait(55)
+            line = next((ln for ln in child.log().splitlines() if ln.startswith(CHILD_PREFIX)), None)
+            assert line is not None, child.log_tail(40)
+            r = json.loads(line[len(CHILD_PREFIX):])
+            blog = baresip.log()
+            diag = f"\nresult: {r}\nbaresip:\n{baresip.log_tail(40)}\ndevice:\n{child.log_tail(20)}"
+            assert "error" not in r, diag
+            q = r["quality"]
+            assert q["local_candidate_type"] == "relay", diag
+            assert q["packets_received"] > 50 and q["packets_sent"] > 50, diag
+            assert r["firewall"][1] > 50, "the media went to coturn"
+            assert abs(r["peak"] - 440) < 15, f"we hear baresip's 440 Hz ausine{diag}"
+            assert "connectivity check is complete" in blog, diag
+            assert "DTLS-SRTP complete" in blog or "dtls_srtp: verified" in blog, diag
+        except PeerError as exc:
+            pytest.fail(str(exc))
+        finally:
+            for proc in reversed(procs):
+                proc.stop()
