@@ -24,6 +24,16 @@ timers on the event loop and turns outcomes into futures and callbacks.
   CSeq → 500 (§12.2.2).
 * Outside dialogs: OPTIONS answered with Allow/Accept/Supported (§11.2), MESSAGE (RFC 3428)
   sent with :meth:`UserAgent.message` and received through ``on_message``.
+* Events (RFC 6665): :meth:`UserAgent.subscribe` gives a :class:`ClientSubscription` (NOTIFYs,
+  refresh before expiry, unsubscribe); ``on_subscribe`` hands a :class:`ServerSubscription`
+  to the TU (accept → first NOTIFY at once, refreshes, expiry). PUBLISH (RFC 3903):
+  :meth:`UserAgent.publish` (refresh, modify, remove, 412 → full state again); set
+  ``publications`` to a :class:`~sipcore.subscription.PublicationStore` to act as the ESC.
+* Transfer: :meth:`InviteSession.refer` (blind, or attended with Replaces) and its sipfrag
+  progress; ``on_refer`` + :meth:`UserAgent.follow_refer` on the transferee; an INVITE with
+  Replaces (RFC 3891) names the call it replaces, which is ended when the TU answers.
+* Targets: the outbound proxy, else RFC 3263 through a resolver (NAPTR/SRV/A) with failover
+  to the next server on a transport error, timeout or 503 (§4.3).
 
 Routing is "everything through the outbound flow" (what WebSocket clients such as JsSIP do,
 RFC 5626 style): a UAC sends all requests to its outbound target with Route headers from the
@@ -1477,6 +1487,13 @@ class UserAgent:
     # -- incoming requests -------------------------------------------------------------------------------
     def _on_request(self, ev: RequestReceived) -> Awaitable[None] | None:
         req = ev.request
+        try:
+            req.to  # noqa: B018  (everything below matches on From/To tags)
+            req.from_  # noqa: B018
+        except SipParseError as exc:
+            if ev.transaction is not None:
+                self.endpoint.respond(ev.transaction, make_response(req, 400, str(exc)[:80]))
+            return None
         if req.method == "NOTIFY":
             for sub in self._subscriptions:
                 if sub.core.matches_notify(req):

@@ -41,6 +41,7 @@ InviteClient states::
 from __future__ import annotations
 
 import enum
+import logging
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -75,6 +76,8 @@ __all__ = [
     "retry_after_seconds",
     "unsupported_requirements",
 ]
+
+log = logging.getLogger(__name__)
 
 CALL_COMPLETED_ELSEWHERE = Reason("SIP", 200, "Call completed elsewhere")
 """RFC 3326 §2 example: the CANCEL a forking element sends to the other branches once one answered."""
@@ -388,13 +391,28 @@ class InviteClient:
         return dialog, True
 
     def receive_response(self, response: SipResponse) -> list[InviteClientEvent]:
-        """Apply one response to the INVITE; returns what the TU must do."""
-        code = response.status_code
+        """Apply one response to the INVITE; returns what the TU must do.
+
+        A response whose From, To or CSeq cannot be parsed changes nothing (a 2xx among them is
+        reported as :class:`AnswerUnusable`: it cannot be ACKed).
+        """
         try:
             if response.cseq.seq != self.cseq or response.cseq.method != "INVITE":
                 return []
-        except SipParseError:
+            response.to  # noqa: B018  (parse it once: the steps below rely on it)
+            response.from_  # noqa: B018
+        except SipParseError as exc:
+            if 200 <= response.status_code < 300:
+                return [AnswerUnusable(response=response, error=str(exc))]
             return []
+        before = self.state
+        events = self._receive(response)
+        if self.state is not before:
+            log.debug("INVITE %s %s -> %s", self.request.call_id[:8], before.value, self.state.value)
+        return events
+
+    def _receive(self, response: SipResponse) -> list[InviteClientEvent]:
+        code = response.status_code
         if code < 200:
             if self.state not in (InviteClientState.CALLING, InviteClientState.CANCELLING):
                 return []

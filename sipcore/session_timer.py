@@ -162,7 +162,7 @@ class SessionTimer:
             asked = session_expires_of(request)
         except SipParseError:
             asked = None
-        if asked is not None and not supports_timer(response):
+        if asked is not None and asked.seconds >= MIN_SE_FLOOR and not supports_timer(response):
             # §7.2: the UAS does not do timers; we may still keep the session alive ourselves
             self._start(asked.seconds, True, now)
             return

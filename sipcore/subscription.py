@@ -32,6 +32,7 @@ PUBLISH without body.
 from __future__ import annotations
 
 import enum
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,8 @@ __all__ = [
     "event_matches",
     "event_of",
 ]
+
+log = logging.getLogger(__name__)
 
 NO_RETRY_REASONS = frozenset({"rejected", "noresource", "invariant"})
 """RFC 6665 §4.1.3: after these a new subscription would fail the same way."""
@@ -239,7 +242,10 @@ class Subscriber:
                                          content_type=ct.mime if ct else None, expires=None, request=notify))
             events += self._end(state.reason, state.retry_after, None)
             return 200, events
-        self.state = SubState.ACTIVE if state.state == "active" else SubState.PENDING
+        new_state = SubState.ACTIVE if state.state == "active" else SubState.PENDING
+        if new_state is not self.state:
+            log.debug("subscription %s %s -> %s", self.event, self.state.value, new_state.value)
+        self.state = new_state
         if state.expires is not None:
             self._set_expiry(now, state.expires)
         events.append(NotifyReceived(state=self.state, body=notify.body, content_type=ct.mime if ct else None,
@@ -249,6 +255,7 @@ class Subscriber:
     def _end(self, reason: str | None, retry_after: int | None, status: int | None) -> list[SubscriberEvent]:
         if self.state is SubState.TERMINATED and self.ended is not None:
             return []
+        log.debug("subscription %s %s -> terminated (%s)", self.event, self.state.value, reason)
         self.state = SubState.TERMINATED
         if self.dialog is not None:
             self.dialog.terminate()

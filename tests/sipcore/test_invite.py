@@ -15,6 +15,8 @@ import asyncio
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sipcore import SipRequest, SipResponse, SipUri, make_response, parse_message
 from sipcore.aiostack import AioSipEndpoint
@@ -546,3 +548,18 @@ def test_unknown_require_gets_420() -> None:
         await _close(alice, bob)
 
     asyncio.run(asyncio.wait_for(run(), 20))
+
+
+@given(st.sampled_from([100, 180, 183, 200, 202, 486]),
+       st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+       st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+       st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40))
+def test_hostile_responses_to_an_invite(code: int, to: str, contact: str, rr: str) -> None:
+    req = _invite()
+    client = InviteClient(req)
+    resp = _resp(req, code, "t")
+    resp.headers.set("To", to)
+    resp.headers.set("Contact", contact)
+    resp.headers.set("Record-Route", rr)
+    for ev in client.receive_response(resp):
+        assert isinstance(ev, ProvisionalReceived | EarlyDialog | Answered | Failed | AnswerUnusable)

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sipcore import SipRequest, SipResponse, SipUri, make_response, parse_message
 from sipcore.aiostack import AioSipEndpoint
@@ -287,3 +289,17 @@ def test_prack_for_nothing_gets_481() -> None:
         await _close(a, b)
 
     asyncio.run(asyncio.wait_for(run(), 20))
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+       st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+       st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30))
+def test_hostile_rseq_require_rack(rseq: str, require: str, rack: str) -> None:
+    inv = _invite()
+    resp = make_response(inv, 183, to_tag="b", headers=[("Require", require), ("RSeq", rseq)])
+    is_reliable(resp)
+    PrackTracker(inv).receive(resp)
+    sender = ReliableProvisionalSender(inv, SipTimers())
+    sender.send(make_response(inv, 180, to_tag="b"), 0.0)
+    ok, _ = sender.receive_prack(_prack(rack) if "\r" not in rack else _prack("x"), 0.0)
+    assert isinstance(ok, bool)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import string
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sipcore import SipRequest, parse_message
 from sipcore.aiostack import AioSipEndpoint
@@ -248,3 +251,42 @@ def test_replaces_rejections_and_declined_refer() -> None:
         await _close(alice, bob)
 
     asyncio.run(asyncio.wait_for(run(), 20))
+
+
+# -- properties ------------------------------------------------------------------------------------------
+TOKEN = st.text(alphabet=string.ascii_letters + string.digits + "-.!%*_+`'~", min_size=1, max_size=20)
+CALL_ID = st.builds(lambda a, b: f"{a}@{b}" if b else a, TOKEN, st.one_of(st.just(""), TOKEN))
+
+
+@given(CALL_ID, TOKEN, TOKEN, st.booleans(), TOKEN)
+def test_refer_to_replaces_round_trips(call_id: str, to_tag: str, from_tag: str, early: bool, user: str) -> None:
+    rep = Replaces(call_id, to_tag, from_tag, early)
+    target = parse_refer_to(refer_to_value(f"sip:{user}@example.test", rep))
+    assert target.replaces == rep and target.uri == f"sip:{user}@example.test"
+
+
+@given(st.integers(100, 699), st.text(alphabet=string.printable.replace("\r", "").replace("\n", ""), max_size=40))
+def test_sipfrag_round_trips(status: int, reason: str) -> None:
+    assert parse_sipfrag(sipfrag(status, reason)) == (status, reason)
+
+
+@given(st.text(max_size=120))
+def test_hostile_refer_to_and_sipfrag(text: str) -> None:
+    for parse in (parse_refer_to, lambda t: parse_sipfrag(t.encode("utf-8", "surrogateescape"))):
+        try:
+            parse(text)
+        except SipParseError:
+            pass
+
+
+@given(st.text(max_size=60), st.text(max_size=60), st.binary(max_size=60))
+def test_hostile_refer_notifies(event: str, state: str, body: bytes) -> None:
+    watcher = ReferWatcher(_refer())
+    notify = _notify("refer;id=5", "active", b"")
+    for name, value in (("Event", event), ("Subscription-State", state)):
+        if value.isprintable() and "\r" not in value and "\n" not in value:
+            notify.headers.set(name, value)
+    notify.body = body
+    watcher.matches(notify)
+    code, _ = watcher.receive_notify(notify)
+    assert code in (200, 400, 415)

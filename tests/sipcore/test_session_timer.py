@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sipcore import SipRequest, SipResponse, aioua, make_response, parse_message
 from sipcore.aiostack import AioSipEndpoint
@@ -233,3 +235,18 @@ def test_422_raises_session_expires_and_the_call_goes_through() -> None:
         await _close(a, b)
 
     asyncio.run(asyncio.wait_for(run(), 20))
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40),
+       st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40))
+def test_hostile_session_timer_headers(se: str, min_se: str) -> None:
+    req = _request("Supported: timer")
+    req.headers.set("Session-Expires", se)
+    req.headers.set("Min-SE", min_se)
+    t = SessionTimer(SessionTimerConfig(session_expires=1800))
+    t.check_request(req)
+    t.response_headers(req, 0.0)
+    t.on_2xx(req, _ok(req, ("Session-Expires", se)), 0.0)
+    t.on_422(make_response(req, 422, headers=[("Min-SE", min_se)]))
+    t.handle_timeout(1e9)
+    assert t.interval is None or t.interval >= 90

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sipcore import SipRequest, SipResponse, make_response, parse_message
 from sipcore.aiostack import AioSipEndpoint
@@ -334,3 +336,38 @@ def test_publish_to_an_esc() -> None:
         await _close(alice, bob)
 
     asyncio.run(asyncio.wait_for(run(), 20))
+
+
+# -- hostile input -----------------------------------------------------------------------------------------
+HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=50)
+
+
+@given(HEADER_TEXT, HEADER_TEXT, HEADER_TEXT)
+def test_hostile_notify_and_subscribe_headers(event: str, state: str, expires: str) -> None:
+    sub, notifier = _pair()
+    notifier.accept(0.0, contact="<sip:b@10.0.0.2>")
+    notify = _wire(notifier.notify(0.0))
+    for name, value in (("Event", event), ("Subscription-State", state), ("Expires", expires)):
+        notify.headers.set(name, value)
+    sub.matches_notify(notify)  # type: ignore[arg-type]
+    code, _ = sub.receive_notify(notify, 0.0)  # type: ignore[arg-type]
+    assert code in (200, 400, 481, 489, 500)
+    refresh = _subscribe()
+    refresh.headers.set("To", f"<sip:bob@example.test>;tag={notifier.dialog.local_tag if notifier.dialog else 'x'}")
+    refresh.headers.set("CSeq", "2 SUBSCRIBE")
+    refresh.headers.set("Event", event)
+    refresh.headers.set("Expires", expires)
+    assert notifier.receive_subscribe(refresh, 1.0).status_code in (200, 400, 423, 481, 489, 500)
+
+
+@given(HEADER_TEXT, HEADER_TEXT, st.binary(max_size=40))
+def test_hostile_publish(expires: str, if_match: str, body: bytes) -> None:
+    store = PublicationStore()
+    req = _publish(([("Event", "presence"), ("Expires", expires), ("SIP-If-Match", if_match)], body,
+                    "application/pidf+xml" if body else None))
+    assert store.receive_publish(req, 0.0).status_code in (200, 400, 412, 423, 489)
+    pub = Publisher("presence")
+    resp = make_response(req, 200, headers=[("SIP-ETag", if_match or "x"), ("Expires", expires)])
+    assert pub.receive_response(resp, 0.0) in ("ok", "failed")
+    resp = make_response(req, 423, headers=[("Min-Expires", expires)])
+    assert pub.receive_response(resp, 0.0) in ("retry", "failed")
