@@ -229,8 +229,8 @@ def test_loss_to_frame_loss_table() -> None:
         jittery = run_call(loss=loss, jitter=0.06, reorder=0.02, seed=5)
         rows.append((loss, flat.network_lost / 1000, flat.frame_loss, jittery.network_lost / 1000,
                      jittery.frame_loss, jittery.jitter.target_delay_ms))
-    print("\n| network loss | measured | frame loss (no jitter) | measured | frame loss (0-60 ms jitter) "
-          "| target delay |")
+    print("\n| link loss | packets lost | frames concealed | packets lost (0-60 ms jitter) "
+          "| frames concealed (0-60 ms jitter) | target delay |")
     print("|---:|---:|---:|---:|---:|---:|")
     for loss, m0, f0, m1, f1, target in rows:
         print(f"| {loss:.0%} | {m0:.1%} | {f0:.1%} | {m1:.1%} | {f1:.1%} | {target:.0f} ms |")
