@@ -1,7 +1,8 @@
 """RFC 4028 session timers: negotiation and deadlines (sans-IO), refresh/expiry/422 between UAs on 127.0.0.1.
 
-The real-socket runs use ``SessionTimerConfig(scale=0.01)``: the wire carries RFC values
-(Session-Expires >= 90) while the local clock runs a hundred times faster.
+The real-socket runs use ``SessionTimerConfig(scale=0.0005)``: the wire carries RFC values
+(Session-Expires: 1800) while the local clock runs 2000 times faster (refresh after 0.45 s,
+expiry for the other side after 0.884 s).
 """
 
 from __future__ import annotations
@@ -173,17 +174,19 @@ async def _call(a: UserAgent, b: UserAgent) -> tuple[InviteSession, InviteSessio
     return a_session, await asyncio.wait_for(got, 5)
 
 
-FAST_TIMER = SessionTimerConfig(session_expires=90, scale=0.01)
+SCALE = 0.0005
+FAST_TIMER = SessionTimerConfig(session_expires=1800, scale=SCALE)
+PEER_TIMER = SessionTimerConfig(scale=SCALE)
 
 
 def test_refresher_sends_update_and_both_stay_up() -> None:
     async def run() -> None:
-        a, b = await _pair(UaConfig(session_timer=FAST_TIMER), UaConfig(session_timer=SessionTimerConfig(scale=0.01)))
+        a, b = await _pair(UaConfig(session_timer=FAST_TIMER), UaConfig(session_timer=PEER_TIMER))
         a_s, b_s = await _call(a, b)
         assert a_s.timer is not None and b_s.timer is not None
-        assert a_s.timer.interval == b_s.timer.interval == 90
+        assert a_s.timer.interval == b_s.timer.interval == 1800
         assert a_s.timer.we_refresh and not b_s.timer.we_refresh and "UPDATE" in a_s.peer_allow
-        await asyncio.sleep(1.6)  # three refresh periods (0.45 s) and beyond the 0.6 s expiry
+        await asyncio.sleep(1.8)  # three refresh periods (0.45 s) and well beyond the 0.884 s expiry
         assert _count(b, "UPDATE") >= 3 and _count(a, "200 OK (UPDATE)") >= 3
         assert not a_s.terminated.is_set() and not b_s.terminated.is_set()
         await a_s.bye()
@@ -196,10 +199,10 @@ def test_refresh_by_reinvite_when_the_peer_does_not_allow_update(monkeypatch: py
     monkeypatch.setattr(aioua, "ALLOW", "INVITE, ACK, CANCEL, BYE, OPTIONS")  # an old PBX
 
     async def run() -> None:
-        a, b = await _pair(UaConfig(session_timer=FAST_TIMER), UaConfig(session_timer=SessionTimerConfig(scale=0.01)))
+        a, b = await _pair(UaConfig(session_timer=FAST_TIMER), UaConfig(session_timer=PEER_TIMER))
         a_s, b_s = await _call(a, b)
         assert "UPDATE" not in a_s.peer_allow
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(1.4)
         assert _count(b, "INVITE") >= 3 and _count(b, "UPDATE") == 0  # the initial INVITE + refreshes
         assert _count(a, "ACK") >= 3
         assert a_s.local_sdp == SDP_A and not b_s.terminated.is_set()
@@ -211,7 +214,7 @@ def test_refresh_by_reinvite_when_the_peer_does_not_allow_update(monkeypatch: py
 
 def test_no_refresh_means_bye_at_expiry() -> None:
     async def run() -> None:
-        a, b = await _pair(UaConfig(session_timer=FAST_TIMER), UaConfig(session_timer=SessionTimerConfig(scale=0.01)))
+        a, b = await _pair(UaConfig(session_timer=FAST_TIMER), UaConfig(session_timer=PEER_TIMER))
         a_s, b_s = await _call(a, b)
         a_s._stop_timer()
         a_s.timer = None  # Alice stops refreshing
@@ -226,11 +229,11 @@ def test_no_refresh_means_bye_at_expiry() -> None:
 def test_422_raises_session_expires_and_the_call_goes_through() -> None:
     async def run() -> None:
         a, b = await _pair(UaConfig(session_timer=FAST_TIMER),
-                           UaConfig(session_timer=SessionTimerConfig(min_se=300, scale=0.01)))
+                           UaConfig(session_timer=SessionTimerConfig(min_se=3600, scale=SCALE)))
         a_s, b_s = await _call(a, b)
         assert _count(a, "422 Session Interval Too Small (INVITE)") == 1
-        assert a_s.timer is not None and a_s.timer.interval == 300 and a_s.timer.min_se == 300
-        assert b_s.timer is not None and b_s.timer.interval == 300
+        assert a_s.timer is not None and a_s.timer.interval == 3600 and a_s.timer.min_se == 3600
+        assert b_s.timer is not None and b_s.timer.interval == 3600
         await a_s.bye()
         await _close(a, b)
 
