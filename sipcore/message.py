@@ -713,6 +713,9 @@ def parse_message(data: bytes, *, strict: bool = False, max_size: int = MAX_MESS
 
 # -- responses ---------------------------------------------------------------------------------
 _COPY_TO_RESPONSE = ("via", "from", "call-id", "cseq")
+_DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
+"""Methods whose 101-299 responses to an out-of-dialog request establish a dialog (RFC 3261 §12.1,
+RFC 6665 §4.1.2.1, RFC 3515 §2.4.4 with its implicit subscription)."""
 
 
 def make_response(
@@ -731,6 +734,11 @@ def make_response(
     Via (all of them, in order), From, Call-ID and CSeq are copied; To is copied with
     ``to_tag`` added when the request's To has no tag and the response is not 100 (pass
     ``rng`` instead to generate a fresh tag, §19.3). 100 Trying copies Timestamp (§8.2.6.1).
+
+    A response that establishes a dialog (101-299 to an out-of-dialog INVITE, SUBSCRIBE or
+    REFER) also copies every Record-Route value, in order (§12.1.1): without them the peer's
+    ACK, BYE or PRACK would bypass the proxies that asked to stay in the path. A caller that
+    passes its own Record-Route in ``headers`` keeps exactly those instead.
     """
     if to_tag is None and rng is not None:
         to_tag = random_tag(rng)
@@ -740,19 +748,26 @@ def make_response(
         if key in _COPY_TO_RESPONSE:
             h.add(name, value)
     to_value = src.get("to")
+    copy_rr = (100 < status_code < 300 and request.method in _DIALOG_CREATING and "record-route" in src
+               and not any(name.lower() == "record-route" for name, _ in headers or ()))
     if to_value is not None:
-        if to_tag and status_code != 100:
+        if (to_tag and status_code != 100) or copy_rr:
             try:
                 has_tag = request.to.tag is not None
             except SipParseError:
                 has_tag = True
-            if not has_tag:
+            copy_rr = copy_rr and not has_tag  # in-dialog requests keep the route set (§12.2)
+            if to_tag and status_code != 100 and not has_tag:
                 to_value = f"{to_value};tag={to_tag}"
         h.add("To", to_value)
     if status_code == 100:
         ts = src.get("timestamp")
         if ts is not None:
             h.add("Timestamp", ts)
+    if copy_rr:
+        for key, name, value in zip(src._keys, src._names, src._values, strict=True):
+            if key == "record-route":
+                h.add(name, value)
     for name, value in headers or ():
         h.add(name, value)
     if content_type is not None:

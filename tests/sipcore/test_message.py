@@ -225,6 +225,45 @@ def test_make_response_generates_a_to_tag_from_the_injected_rng() -> None:
     assert resp.to.tag == "01" * 8
 
 
+def _record_routed(method: str = "INVITE", to_tag: str | None = None) -> SipRequest:
+    """An INVITE (or another method) as the callee receives it through two record-routing proxies."""
+    to = "Bob <sip:bob@biloxi.example.com>" + (f";tag={to_tag}" if to_tag else "")
+    req = SipRequest(method, "sip:bob@192.0.2.4", Headers([
+        ("Via", "SIP/2.0/UDP ss2.biloxi.example.com;branch=z9hG4bK721e4"),
+        ("Via", "SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bKnashds8"),
+        ("Record-Route", "<sip:ss2.biloxi.example.com;lr>"),
+        ("Record-Route", "<sip:ss1.atlanta.example.com;lr;ftag=x>;unknown-param=1"),
+        ("To", to), ("From", "Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl"),
+        ("Call-ID", "3848276298220188511@atlanta.example.com"), ("CSeq", f"2 {method}")]))
+    return req
+
+
+@pytest.mark.parametrize("status", [180, 183, 200, 202])
+@pytest.mark.parametrize("method", ["INVITE", "SUBSCRIBE", "REFER"])
+def test_dialog_creating_responses_copy_record_route_rfc3261_12_1_1(method: str, status: int) -> None:
+    req = _record_routed(method)
+    resp = make_response(req, status, to_tag="314159")
+    # every value, parameters included (known or not), in the request's order
+    assert resp.headers.get_all("record-route") == ["<sip:ss2.biloxi.example.com;lr>",
+                                                    "<sip:ss1.atlanta.example.com;lr;ftag=x>;unknown-param=1"]
+    assert [str(r.uri) for r in parse_message(bytes(resp)).record_routes] == [
+        "sip:ss2.biloxi.example.com;lr", "sip:ss1.atlanta.example.com;lr;ftag=x"]
+
+
+def test_responses_that_establish_no_dialog_carry_no_record_route() -> None:
+    assert "record-route" not in make_response(_record_routed(), 100).headers
+    assert "record-route" not in make_response(_record_routed(), 486, to_tag="t").headers
+    assert "record-route" not in make_response(_record_routed("MESSAGE"), 200, to_tag="t").headers
+    assert "record-route" not in make_response(_record_routed("OPTIONS"), 200, to_tag="t").headers
+    # in a dialog the route set is fixed (§12.2): a re-INVITE's 2xx does not echo it
+    assert "record-route" not in make_response(_record_routed(to_tag="314159"), 200).headers
+
+
+def test_record_route_given_by_the_caller_replaces_the_copy() -> None:
+    resp = make_response(_record_routed(), 200, to_tag="t", headers=[("Record-Route", "<sip:only.example.com;lr>")])
+    assert resp.headers.get_all("record-route") == ["<sip:only.example.com;lr>"]
+
+
 def test_dispatch_fields_agree_with_the_typed_views() -> None:
     from pathlib import Path
 
