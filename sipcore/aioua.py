@@ -570,6 +570,7 @@ class ReferStatus:
         self.progress: list[ReferProgress] = []
         self.final: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         """The final status of the transferee's INVITE; fails with RequestFailed when the REFER is refused."""
+        self.final.add_done_callback(lambda f: f.cancelled() or f.exception())  # awaiting it is optional
         self.on_progress: Callable[[ReferProgress], None] | None = None
 
     @property
@@ -1042,8 +1043,8 @@ class ClientPublication:
             if outcome == "republish":  # 412: the ESC lost our state; publish it in full again
                 parts = self.core.publish(self.core.body, self.core.content_type or "application/octet-stream")
                 continue
-            if outcome == "retry":  # 423: Expires raised to Min-Expires
-                parts = (self.core._headers(self.core.expires), body, ct)
+            if outcome == "retry":  # 423: Expires raised to Min-Expires; the same content again
+                parts = self.core.publish(body, ct or "application/octet-stream") if body else self.core.refresh()
                 continue
             break
         self._arm()
@@ -1068,10 +1069,15 @@ class ClientPublication:
 
     async def remove(self) -> SipResponse:
         resp = await self._send(self.core.remove())
+        self._stop()
+        return resp
+
+    def _stop(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        return resp
+        with contextlib.suppress(ValueError):
+            self.ua._publications.remove(self)
 
 
 class UserAgent:
@@ -1104,6 +1110,7 @@ class UserAgent:
         self._invites: dict[tuple[str, int], _SentInvite] = {}
         self._acks_sent: dict[tuple[str, int], tuple[SipRequest, Target]] = {}
         self._subscriptions: list[ClientSubscription] = []
+        self._publications: list[ClientPublication] = []
         self._dialog_users: dict[DialogId, ServerSubscription] = {}
         self._ended_dialogs: deque[DialogId] = deque(maxlen=64)
         self.on_invite: Callable[[IncomingInvite], Awaitable[None] | None] | None = None
@@ -1262,7 +1269,9 @@ class UserAgent:
         pub = ClientPublication(self, uri, Publisher(event, expires=expires), self._target(uri))
         resp = await pub._send(pub.core.publish(body, content_type))
         if resp.status_code >= 300:
+            pub._stop()
             raise RequestFailed(resp.status_code, resp.reason, resp)
+        self._publications.append(pub)
         return pub
 
     def follow_refer(self, refer: IncomingRefer, sdp: bytes, *, headers: list[tuple[str, str]] | None = None,
@@ -1689,5 +1698,11 @@ class UserAgent:
         self._uas_2xx.clear()
         for inc in list(self._early.values()):
             inc._finish()
+        for sub in list(self._subscriptions):
+            sub._finish(SubscriptionEnded(reason="deactivated", retry_after=None))
+        for user in list(self._dialog_users.values()):
+            user._done()
+        for pub in list(self._publications):
+            pub._stop()
         for task in list(self._tasks):
             task.cancel()

@@ -329,6 +329,13 @@ def test_publish_to_an_esc() -> None:
         resp = await asyncio.wait_for(pub.remove(), 5)
         assert resp.status_code == 200 and not bob.publications.state("sip:alice@example.test", "presence",
                                                                       bob.endpoint.now())
+        bob.publications = PublicationStore(min_expires=120)
+        short = await asyncio.wait_for(alice.publish("sip:alice@example.test", "presence", PIDF_OPEN,
+                                                     "application/pidf+xml", expires=60), 5)
+        assert short.core.expires == 120 and short.etag is not None  # 423, then Min-Expires
+        assert alice._publications == [short]
+        await alice.close()  # stops the refresh timers
+        assert not alice._publications
         bob.publications = None
         with pytest.raises(RequestFailed) as info:
             await asyncio.wait_for(alice.publish("sip:alice@example.test", "presence", PIDF_OPEN, "text/plain"), 5)
