@@ -5,9 +5,9 @@ namespace (``unshare --net``, only ``lo``) and prints one ``RESULT {json}`` line
 
 Inside the namespace:
 
-* Kamailio (``peers.Kamailio``: registrar with digest, record-routing stateful proxy, domain
-  ``lab.local``, password ``secret``) on free UDP/TCP/WS ports of 127.0.0.1, bounded by its own
-  ``timeout`` and stopped by its process group id.
+* Kamailio (``peers.Kamailio`` with ``WITH_INVITE_AUTH``: registrar, digest challenges for REGISTER
+  and INVITE, record-routing stateful proxy, domain ``lab.local``, password ``secret``) on free
+  UDP/TCP/WS ports of 127.0.0.1.
 * A voice_sdk Device registered as ``alice`` over SIP-over-WebSocket (RFC 7118) to Kamailio,
   with ``media_security="dtls"``: ICE (RFC 8445) + DTLS-SRTP (RFC 5763/5764), Opus.
 * JsSIP (``jssip/www/ua.html``) registered as ``bob`` through the same WebSocket listener.
