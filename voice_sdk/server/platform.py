@@ -279,6 +279,13 @@ class CallRouter:
     def active(self) -> int:
         return len(self._contexts)
 
+    def close(self) -> None:
+        """Stop Timer C of every proxied INVITE still ringing (the endpoint closes next)."""
+        for ctx in self._contexts.values():
+            if ctx.timer_c is not None:
+                ctx.timer_c.cancel()
+        self._contexts.clear()
+
     # -- flow tokens (the user part of our Record-Route entries) ------------------------------------------
     def _flow_token(self, target: Target) -> str:
         conn_id = target.flow.conn_id if isinstance(target.flow, Flow) else 0
@@ -617,6 +624,8 @@ class Platform:
             call.driver.close()
         for t in list(self._noanswer_tasks):
             t.cancel()
+        if self.router is not None:
+            self.router.close()
         if self.ua is not None:
             await self.ua.close()
         await self.endpoint.close()
