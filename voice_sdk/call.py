@@ -304,10 +304,7 @@ class Call(EventEmitter):
             driver.close()
             self._fail(VoiceSDKError(ErrorCode.MEDIA_FAILED, f"cannot answer the offer: {exc}", exc))
             return
-        # RFC 3261 §12.1.1: the 2xx carries the request's Record-Route, so that the caller's
-        # in-dialog requests go through the proxies that asked to stay in the path
-        record_route = [("Record-Route", v) for v in self.incoming.request.headers.get_all("record-route")]
-        session = self.incoming.answer(answer, headers=record_route)
+        session = self.incoming.answer(answer)
         self._established(session)
         driver.poke()
         driver.start_media_clock()
