@@ -334,7 +334,7 @@ def _assert_device_media(device: dict[str, Any], why: str) -> None:
     """The Device decoded Opus from the browser, and it was sound (Chromium's fake microphone beeps)."""
     assert device["codec"] == "opus", why
     assert device["packets_received"] >= 50 and device["packets_sent"] >= 50, why
-    assert device["peak"] > 1000, why
+    assert device["peak"] > 200, why  # silence decodes to 0; the fake microphone beeps 20 ms every 500 ms
 
 
 def test_jssip_calls_voice_sdk_device_through_platform() -> None:
