@@ -157,6 +157,12 @@ class AioSipEndpoint:
         if isinstance(event, ResponseReceived):
             entry = self._pending.get(id(event.transaction))
             if entry is None:
+                # a 2xx after the final response (a retransmission because our ACK was lost, or
+                # another fork's answer; RFC 6026 §7.2): the UAC core must ACK it again
+                target = event.transaction.context
+                if 200 <= event.response.status_code < 300 and self.on_stray_response is not None \
+                        and isinstance(target, Target):
+                    self.on_stray_response(StrayResponse(response=event.response, source=target))
                 return
             fut, on_provisional = entry
             if event.response.status_code < 200:
