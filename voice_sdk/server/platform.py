@@ -50,7 +50,7 @@ import hmac
 import logging
 import os
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,7 +67,7 @@ from sipcore.aioua import IncomingInvite, InviteSession, UserAgent
 from sipcore.auth import DigestServer
 from sipcore.errors import LocalProtocolError, SipError, SipParseError
 from sipcore.message import SipRequest, SipResponse, make_response, random_tag
-from sipcore.stack import CancelReceived, RequestReceived, Target
+from sipcore.stack import CancelReceived, RequestReceived, StrayResponse, Target
 from sipcore.transaction import ClientTransaction, ServerTransaction
 from sipcore.transport import Flow
 from sipcore.uri import SipUri, Uri, parse_uri
@@ -274,6 +274,10 @@ class CallRouter:
         self.endpoint.on_request = self._on_request
         self.endpoint.on_cancel = self._on_cancel
         self.endpoint.on_flow_closed = platform._flow_closed
+        self._ua_stray = self.endpoint.on_stray_response
+        self.endpoint.on_stray_response = self._on_stray
+        self._answered: OrderedDict[str, tuple[SipRequest, object]] = OrderedDict()
+        """Our branch of every answered forwarded INVITE -> (original request, upstream target)."""
 
     @property
     def active(self) -> int:
@@ -465,6 +469,20 @@ class CallRouter:
 
         fut.add_done_callback(done)
 
+    def _on_stray(self, ev: StrayResponse) -> None:
+        """A 2xx retransmission of a forwarded INVITE (its ACK was lost): relay it upstream
+        statelessly like any 2xx (RFC 3261 §16.7, RFC 6026 §8.2); anything else goes to the UA."""
+        entry = self._answered.get(ev.response.branch or "")
+        if entry is None or not 200 <= ev.response.status_code < 300:
+            if self._ua_stray is not None:
+                self._ua_stray(ev)
+            return
+        _request, upstream = entry
+        out = ev.response.copy()
+        out.headers.remove_first("Via")
+        if isinstance(upstream, Target):
+            self.endpoint.send_stateless(out, upstream)
+
     def _relay(self, ctx: _Context, resp: SipResponse) -> None:
         """Send a downstream response upstream without our Via (RFC 3261 §16.7 step 9)."""
         out = resp.copy()
@@ -486,6 +504,11 @@ class CallRouter:
         code = resp.status_code
         if 200 <= code < 300:
             self._relay(ctx, resp)  # every 2xx goes upstream, one per answered fork (§16.7 step 5)
+            branch = br.request.branch
+            if br.request.method == "INVITE" and branch:
+                self._answered[branch] = (ctx.request, ctx.server_tx.context)
+                while len(self._answered) > 4096:
+                    self._answered.popitem(last=False)
             ctx.answered = True
             self._cancel_others(ctx, br)
         elif code >= 600:
