@@ -4,12 +4,15 @@
     device = Device(token, options=DeviceOptions(credentials_url=...))
     await device.register()
     call = await device.connect("echo")
+
+Scripts without asyncio use :class:`SyncDevice` (the SDK's loop runs in a background thread).
 """
 
 from .call import Call, CallStatus, QualitySample
 from .device import Device
 from .errors import ErrorCode, VoiceSDKError
 from .options import CallOptions, DeviceOptions, IceServer, SipCredentials
+from .sync import SyncCall, SyncDevice
 
 __all__ = [
     "Call",
@@ -21,5 +24,7 @@ __all__ = [
     "IceServer",
     "QualitySample",
     "SipCredentials",
+    "SyncCall",
+    "SyncDevice",
     "VoiceSDKError",
 ]
