@@ -758,6 +758,7 @@ class IncomingInvite:
             self.ua._send_2xx(self.transaction, resp, session, self.source)
 
     def _finish(self) -> None:
+        self.ua._incoming.pop(id(self.transaction), None)  # answered, rejected or cancelled: forget it
         self.prack.stop()
         if self._prack_handle is not None:
             self._prack_handle.cancel()
@@ -1679,9 +1680,6 @@ class UserAgent:
             state.retransmitter.stop()
             if state.handle is not None:
                 state.handle.cancel()
-        for txid, inc in list(self._incoming.items()):
-            if inc.done and inc.request.call_id == key[0]:
-                self._incoming.pop(txid, None)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

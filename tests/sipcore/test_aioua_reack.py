@@ -48,3 +48,32 @@ def test_retransmitted_200_gets_a_second_ack() -> None:
         await ep.close()
 
     asyncio.run(asyncio.wait_for(run(), 20))
+
+
+def test_finished_incoming_invites_are_forgotten() -> None:
+    """A UAS that rejects many calls keeps no state for them (bounded memory)."""
+    from sipcore.aioua import CallFailed, IncomingInvite
+
+    async def run() -> None:
+        ea, eb = AioSipEndpoint(), AioSipEndpoint()
+        await ea.listen("udp", "127.0.0.1", 0)
+        host, port = await eb.listen("udp", "127.0.0.1", 0)
+        a = UserAgent(ea, aor="sip:alice@example.test", outbound=Target("udp", host, port))
+        b = UserAgent(eb, aor="sip:bob@example.test", outbound=None)
+
+        def on_invite(inc: IncomingInvite) -> None:
+            inc.reject(486)
+
+        b.on_invite = on_invite
+        for _ in range(20):
+            out = a.invite("sip:bob@example.test", b"v=0\r\n")
+            try:
+                await asyncio.wait_for(out.result, 5)
+            except CallFailed:
+                pass
+        assert not b._incoming
+        for ua, ep in ((a, ea), (b, eb)):
+            await ua.close()
+            await ep.close()
+
+    asyncio.run(asyncio.wait_for(run(), 30))
