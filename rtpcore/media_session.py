@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import enum
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -836,7 +837,8 @@ class MediaSession:
         if self.state in (MediaState.CONNECTED, MediaState.FLOWING):
             base = self._last_rx if self._last_rx is not None else self._started_at
             if base is not None:
-                deadlines.append(base + self.config.media_timeout)
+                # whole seconds: the deadline moves once a second, not with every packet (no timer churn)
+                deadlines.append(float(math.ceil(base)) + self.config.media_timeout)
         return min(deadlines) if deadlines else None
 
     def handle_timeout(self, now: float) -> None:
