@@ -855,12 +855,7 @@ class MediaSession:
             self._flush_dtls()
         if self._rtcp is not None and self.state in (MediaState.CONNECTED, MediaState.FLOWING):
             self._rtcp.handle_timeout(now)
-            for data in self._rtcp.datagrams_to_send():
-                if self._srtp_tx is not None:
-                    data = self._srtp_tx.protect_rtcp(data)
-                elif self.security != "none":
-                    continue
-                self._send_raw(data)
+            self._send_rtcp()
         if self._dtmf_rx is not None:
             self._dtmf_rx.handle_timeout(now)
             self._drain_dtmf()
@@ -873,6 +868,16 @@ class MediaSession:
             base = self._last_rx if self._last_rx is not None else self._started_at
             if base is not None and now >= base + self.config.media_timeout:
                 self._fail("timeout", f"no media from the peer for {self.config.media_timeout:.0f} s", None)
+
+    def _send_rtcp(self) -> None:
+        """Queue the scheduler's RTCP, protected as SRTCP when keys exist (never plain in a secure session)."""
+        assert self._rtcp is not None
+        for data in self._rtcp.datagrams_to_send():
+            if self._srtp_tx is not None:
+                data = self._srtp_tx.protect_rtcp(data)
+            elif self.security != "none":
+                continue
+            self._send_raw(data)
 
     def datagrams_to_send(self) -> list[tuple[bytes, Addr]]:
         out, self._out = self._out, []
@@ -887,12 +892,7 @@ class MediaSession:
             return
         if self._rtcp is not None and self.state in (MediaState.CONNECTED, MediaState.FLOWING):
             self._rtcp.close(now)
-            for data in self._rtcp.datagrams_to_send():
-                if self._srtp_tx is not None:
-                    data = self._srtp_tx.protect_rtcp(data)
-                elif self.security != "none":
-                    continue
-                self._send_raw(data)
+            self._send_rtcp()
         if self._dtls is not None:
             self._dtls.close()
             self._flush_dtls()
