@@ -33,7 +33,7 @@ import pytest
 from baresip.peer import Baresip, free_port
 from peers import DOMAIN, PASSWORD, Kamailio, kamailio_fixture  # noqa: F401  (the kamailio fixture)
 
-from conftest import require
+from conftest import missing_peer, require
 from rtpcore.aio import AioMediaDriver, bind_media_socket
 from rtpcore.media_session import MediaConfig, MediaEvent, MediaSession, MediaState
 from sipcore.aiostack import AioSipEndpoint
@@ -328,7 +328,7 @@ def test_opus_call_to_baresip(media_peers: dict) -> None:
     from rtpcore.codecs import opus_available
 
     if not opus_available():
-        pytest.skip("libopus not installed")
+        missing_peer("libopus not installed (Debian package libopus0)")
     bs = media_peers["baresip"](codecs="opus/48000/2")
     port = free_port()
     cap = media_peers["capture"](port)

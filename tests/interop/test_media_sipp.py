@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import require
+from conftest import missing_peer, require
 from rtpcore.aio import AioMediaDriver, bind_media_socket
 from rtpcore.codecs.g711 import alaw_decode
 from rtpcore.dtmf import event_to_digit, parse_event
@@ -269,7 +269,7 @@ async def run_sipp_call(scenario: Path, log: Path) -> tuple[list[MediaEvent], np
 def test_sipp_pcma_speech_and_rfc2833_digits(tmp_path: Path) -> None:
     require("sipp")
     if not (PCAPS / "g711a.pcap").exists():
-        pytest.skip("sipp's sample captures are missing")  # part of the sip-tester package
+        missing_peer("sipp's sample captures are missing")  # part of the sip-tester package
     reference = cut_speech(tmp_path / "speech.pcap")
     digits = [digit_in(PCAPS / f"dtmf_2833_{name}.pcap") for name in DIGIT_PCAPS]
     steps = [f'  <nop><action><exec play_pcap_audio="{tmp_path / "speech.pcap"}"/></action></nop>',

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from conftest import missing_peer
 from netsim import LinkProfile, Simulation
 from rtpcore.jitter import Frame, FrameKind, JitterStats
 from rtpcore.media_session import DtmfReceived, MediaConfig, MediaEvent, MediaSession
@@ -249,7 +250,7 @@ def test_tone_arrives_at_its_frequency_with_bounded_distortion(codec: str, loss:
         from rtpcore.codecs import opus_available
 
         if not opus_available():
-            pytest.skip("libopus not installed")
+            missing_peer("libopus not installed (Debian package libopus0)")
     run = run_call(loss=loss, jitter=0.06, reorder=0.02, seconds=6.0, codec=codec, seed=11)
     rate = run.b.audio_sample_rate
     frames = run.stream_frames[WARMUP_FRAMES:]
