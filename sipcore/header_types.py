@@ -115,15 +115,11 @@ def format_header_params(params: Params) -> str:
 _VIA_RE = re.compile(r"\s*([^/\s]+)\s*/\s*([^/\s]+)\s*/\s*([^\s;]+)\s+([^;]+?)\s*(?:;(.*))?\s*$", re.DOTALL)
 
 
-@dataclass(slots=True)
-class Via:
-    """One Via value: ``SIP/2.0/UDP host:port;branch=...``."""
+class _WithParams:
+    """``;name=value`` parameters of a header value, looked up case-insensitively."""
 
-    transport: str
-    host: str
-    port: int | None = None
-    params: Params = field(default_factory=list)
-    protocol: str = "SIP/2.0"
+    __slots__ = ()
+    params: Params
 
     def param(self, name: str) -> str | None:
         return get_param(self.params, name)
@@ -133,12 +129,24 @@ class Via:
         return any(k.lower() == low for k, _ in self.params)
 
     def set_param(self, name: str, value: str | None) -> None:
+        """Replace the parameter's value (kept at its place), or append it."""
         low = name.lower()
         for i, (k, _) in enumerate(self.params):
             if k.lower() == low:
                 self.params[i] = (k, value)
                 return
         self.params.append((name, value))
+
+
+@dataclass(slots=True)
+class Via(_WithParams):
+    """One Via value: ``SIP/2.0/UDP host:port;branch=...``."""
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: Params = field(default_factory=list)
+    protocol: str = "SIP/2.0"
 
     @property
     def branch(self) -> str | None:
@@ -192,7 +200,7 @@ def parse_via(value: str) -> Via:
 
 # -- name-addr / addr-spec ---------------------------------------------------------------
 @dataclass(slots=True)
-class NameAddr:
+class NameAddr(_WithParams):
     """``"Display" <uri>;params`` (or an addr-spec, or the Contact wildcard ``*``)."""
 
     uri: Uri | None
@@ -200,21 +208,6 @@ class NameAddr:
     params: Params = field(default_factory=list)
     bracketed: bool = True
     star: bool = False
-
-    def param(self, name: str) -> str | None:
-        return get_param(self.params, name)
-
-    def has_param(self, name: str) -> bool:
-        low = name.lower()
-        return any(k.lower() == low for k, _ in self.params)
-
-    def set_param(self, name: str, value: str | None) -> None:
-        low = name.lower()
-        for i, (k, _) in enumerate(self.params):
-            if k.lower() == low:
-                self.params[i] = (k, value)
-                return
-        self.params.append((name, value))
 
     @property
     def tag(self) -> str | None:
