@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from .errors import LocalProtocolError
 from .media_session import MediaEvent, MediaSession
 from .resample import Resampler
 
@@ -125,7 +126,8 @@ class AioMediaDriver:
         c0 = time.process_time()
         now = self.now()
         ptime = self.session.config.ptime_ms / 1000.0
-        assert self._t0 is not None
+        if self._t0 is None:
+            raise LocalProtocolError("internal state: _t0 not set")
         # catch up without drifting: run every frame that is due (bounded to 5 per tick)
         for _ in range(5):
             due = self._t0 + self._k * ptime

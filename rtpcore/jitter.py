@@ -296,7 +296,8 @@ class JitterBuffer:
 
     def _position(self) -> int:
         """Extended timestamp of the next sample to be output."""
-        assert self._play_ts is not None
+        if self._play_ts is None:
+            raise LocalProtocolError("internal state: _play_ts not set")
         return self._play_ts + self._pending - self._sync_len * self._cr // self._sr
 
     def _current_delay(self, now: float) -> float:
@@ -382,7 +383,8 @@ class JitterBuffer:
             self.duplicates += 1
             return PutResult.DUPLICATE
         self._remember_seq(pkt.seq)
-        assert self._hi_seq is not None
+        if self._hi_seq is None:
+            raise LocalProtocolError("internal state: _hi_seq not set")
         if pkt.seq > self._hi_seq:
             self._hi_seq = pkt.seq
         if pkt.ts > self._hi_ts:
@@ -431,9 +433,11 @@ class JitterBuffer:
         """Decoded audio, or concealment (a corrupt payload is counted and concealed)."""
         data = pkt.data
         if isinstance(data, np.ndarray):
-            assert self._plc is not None
+            if self._plc is None:
+                raise LocalProtocolError("internal state: _plc not set")
             return self._plc.observe(data), FrameKind.AUDIO
-        assert self._codec is not None and data is not None
+        if self._codec is None or data is None:
+            raise LocalProtocolError("internal state: _codec, data not set")
         try:
             return self._codec.decode(data), FrameKind.AUDIO
         except CodecDecodeError:
@@ -443,7 +447,8 @@ class JitterBuffer:
     def _synth(self, samples: int) -> Pcm:
         if self._codec is not None:
             return self._codec.conceal(samples)
-        assert self._plc is not None
+        if self._plc is None:
+            raise LocalProtocolError("internal state: _plc not set")
         return self._plc.conceal(samples)
 
     def _append(self, kind: FrameKind, pcm: Pcm) -> None:
@@ -454,7 +459,8 @@ class JitterBuffer:
                 self.concealed_samples += pcm.shape[0]
 
     def _play(self, pkt: _Packet) -> None:
-        assert self._play_ts is not None
+        if self._play_ts is None:
+            raise LocalProtocolError("internal state: _play_ts not set")
         self._take(pkt)
         self.played += 1
         self._pending = 0
@@ -525,7 +531,8 @@ class JitterBuffer:
             if self.state is not State.PLAYING:
                 self._append(FrameKind.SILENCE, np.zeros(need - self._sync_len, dtype=np.int16))
                 return
-            assert self._play_ts is not None
+            if self._play_ts is None:
+                raise LocalProtocolError("internal state: _play_ts not set")
             p = self._first()
             if p is not None and p.ts <= self._play_ts:
                 self._play(p)

@@ -345,7 +345,8 @@ class MediaSession:
         if self.ice is None:
             self._start_ice(now)
         agent = self.ice
-        assert agent is not None
+        if agent is None:
+            raise LocalProtocolError("internal state: agent not set")
         creds = (remote.ice.ufrag, remote.ice.pwd)
         if self._ice_remote is not None and creds == self._ice_remote:
             for c in remote.candidates:  # same generation: only new candidates matter
@@ -576,7 +577,8 @@ class MediaSession:
     def _connected(self, now: float | None) -> None:
         if self.state in (MediaState.CONNECTING, MediaState.NEW):
             self.state = MediaState.CONNECTED
-            assert self._encoder is not None
+            if self._encoder is None:
+                raise LocalProtocolError("internal state: _encoder not set")
             self._events.append(MediaConnected(codec=self._encoder.name, security=self.security,
                                                remote=self.remote_addr or ("", 0)))
 
@@ -589,7 +591,8 @@ class MediaSession:
     # -- network ---------------------------------------------------------------------------------
     def _send_ice(self, data: bytes) -> bool:
         """Send on the ICE selected (or best valid) pair; False when there is no usable pair yet."""
-        assert self.ice is not None
+        if self.ice is None:
+            raise LocalProtocolError("internal state: ice not set")
         out = self.ice.send(data)
         for d, dst, _src in out:
             self._out.append((d, dst))
@@ -871,7 +874,8 @@ class MediaSession:
 
     def _send_rtcp(self) -> None:
         """Queue the scheduler's RTCP, protected as SRTCP when keys exist (never plain in a secure session)."""
-        assert self._rtcp is not None
+        if self._rtcp is None:
+            raise LocalProtocolError("internal state: _rtcp not set")
         for data in self._rtcp.datagrams_to_send():
             if self._srtp_tx is not None:
                 data = self._srtp_tx.protect_rtcp(data)

@@ -609,7 +609,8 @@ async def _network(args: argparse.Namespace) -> int:
                     return await _cmd_options(args, session)
                 if args.cmd == "register":
                     return await _cmd_register(args, session)
-                assert msg is not None
+                if msg is None:
+                    raise LocalProtocolError("internal state: msg not set")
                 return await _cmd_send(args, session, msg)
             finally:
                 if args.trace:

@@ -131,7 +131,8 @@ class ReliableProvisionalSender:
             return False, None
         if not self.matches(rack):
             return False, None
-        assert self.pending is not None
+        if self.pending is None:
+            raise LocalProtocolError("internal state: pending not set")
         self.pending.retransmitter.stop()
         self.acknowledged.append(self.pending.rseq)
         self.pending = None

@@ -224,7 +224,8 @@ class Device(EventEmitter):
         self._schedule_token_expiry()
 
     async def _start_sip(self) -> None:
-        assert self.creds is not None
+        if self.creds is None:
+            raise VoiceSDKError(ErrorCode.INVALID_STATE, "internal state: creds not set")
         if self.endpoint is None:
             self.endpoint = AioSipEndpoint(user_agent="pyvoice-sdk")
             if self.creds.target.transport == "udp":
@@ -249,7 +250,8 @@ class Device(EventEmitter):
             self._reg_task = asyncio.ensure_future(self._registration_loop())
 
     async def _register_and_wait(self, timeout: float = 40.0) -> None:
-        assert self._reg is not None
+        if self._reg is None:
+            raise VoiceSDKError(ErrorCode.INVALID_STATE, "internal state: _reg not set")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._reg_waiters.append(fut)
         self._reg.register(self._now())
@@ -288,7 +290,8 @@ class Device(EventEmitter):
                 reg.handle_timeout(self._now())
 
     async def _send_register(self, reg: RegistrationClient, req: Any) -> None:
-        assert self.endpoint is not None and self.creds is not None
+        if self.endpoint is None or self.creds is None:
+            raise VoiceSDKError(ErrorCode.INVALID_STATE, "internal state: endpoint, creds not set")
         try:
             resp = await self.endpoint.request(req, self.creds.target)
         except asyncio.CancelledError:
@@ -467,7 +470,8 @@ class Device(EventEmitter):
             await asyncio.sleep(0.01)
 
     def _request_uri(self, to: str) -> str:
-        assert self.creds is not None
+        if self.creds is None:
+            raise VoiceSDKError(ErrorCode.INVALID_STATE, "internal state: creds not set")
         if to.startswith(("sip:", "sips:")):
             return to
         if not to or any(c in to for c in " <>\"\r\n") or to.count("@") > 1:
@@ -503,7 +507,8 @@ class Device(EventEmitter):
         return call
 
     async def _complete_outgoing(self, call: Call) -> None:
-        assert call.outgoing is not None and call.media is not None and call.driver is not None
+        if call.outgoing is None or call.media is None or call.driver is None:
+            raise VoiceSDKError(ErrorCode.INVALID_STATE, "internal state: call.outgoing, call.media, call.driver not set")
         try:
             session = await call.outgoing.result
         except CallFailed as exc:

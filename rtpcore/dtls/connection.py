@@ -633,7 +633,8 @@ class DtlsConnection:
         self._add_transcript(msg)
 
     def _send_client_finished_flight(self, now: float) -> None:
-        assert self._key_share is not None and self._suite is not None  # set by the messages before
+        if self._key_share is None or self._suite is None:
+            raise LocalProtocolError("internal state: _key_share, _suite not set (set by the messages before)")
         items: list[FlightItem] = []
         if self._cert_request is not None:
             cert = Certificate((self._certificate_der,))
@@ -721,7 +722,8 @@ class DtlsConnection:
         self._secure_reneg = reneg is not None or CipherSuite.TLS_EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
 
     def _send_server_flight(self, hello: ClientHello, now: float) -> None:
-        assert self._suite is not None and self._key_share is not None  # set by _negotiate
+        if self._suite is None or self._key_share is None:
+            raise LocalProtocolError("internal state: _suite, _key_share not set (set by _negotiate)")
         exts: list[Extension] = []
         if self._secure_reneg:
             exts.append(Extension(ExtensionType.renegotiation_info, b"\x00"))
@@ -749,7 +751,8 @@ class DtlsConnection:
         self._send_flight(Flight(4, items, timer=True), now)
 
     def _on_client_key_exchange(self, cke: ClientKeyExchange, msg: ReassembledMessage, now: float) -> None:
-        assert self._key_share is not None  # set by _negotiate
+        if self._key_share is None:
+            raise LocalProtocolError("internal state: _key_share not set (set by _negotiate)")
         self._pre_master = self._key_share.exchange(cke.public_key)
         self._add_transcript(msg)
         self._derive_keys()
@@ -778,13 +781,15 @@ class DtlsConnection:
         self._add_transcript(msg)
 
     def _verify_peer_fingerprint(self) -> None:
-        assert self._peer_cert_der is not None and self._remote_fingerprints is not None
+        if self._peer_cert_der is None or self._remote_fingerprints is None:
+            raise LocalProtocolError("internal state: _peer_cert_der, _remote_fingerprints not set")
         verify_fingerprint(self._peer_cert_der, self._remote_fingerprints)
         self._fingerprint_verified = True
 
     def _derive_keys(self) -> None:
         """Master secret (RFC 7627 when negotiated), key block, and the epoch-1 cipher states."""
-        assert self._suite is not None
+        if self._suite is None:
+            raise LocalProtocolError("internal state: _suite not set")
         params = SUITE_PARAMS[self._suite]
         if self._ems:
             session_hash = transcript_hash(params.prf_hash, bytes(self._transcript))
@@ -807,7 +812,8 @@ class DtlsConnection:
         self._pending_reader = EpochReader(1, theirs)
 
     def _finished_item(self, *, client: bool) -> FlightItem:
-        assert self._suite is not None
+        if self._suite is None:
+            raise LocalProtocolError("internal state: _suite not set")
         hash_type = SUITE_PARAMS[self._suite].prf_hash
         verify = finished_verify_data(
             self._master, client=client, handshake_hash=transcript_hash(hash_type, bytes(self._transcript)),
@@ -816,7 +822,8 @@ class DtlsConnection:
         return self._handshake_item(HandshakeType.FINISHED, verify, 1, "Finished")
 
     def _on_finished(self, fin: Finished, msg: ReassembledMessage, now: float) -> None:
-        assert self._suite is not None
+        if self._suite is None:
+            raise LocalProtocolError("internal state: _suite not set")
         hash_type = SUITE_PARAMS[self._suite].prf_hash
         expected = finished_verify_data(
             self._master, client=not self.is_client,
@@ -841,7 +848,8 @@ class DtlsConnection:
     def _emit_completed(self) -> None:
         if self._completed is not None or (self._peer_cert_der is not None and not self._fingerprint_verified):
             return
-        assert self._suite is not None
+        if self._suite is None:
+            raise LocalProtocolError("internal state: _suite not set")
         params = SUITE_PARAMS[self._suite]
         keys: tuple[bytes, bytes, bytes, bytes] = (b"", b"", b"", b"")
         if self._srtp_profile is not None:

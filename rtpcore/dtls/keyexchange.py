@@ -10,6 +10,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, x25519
 
+from ..errors import LocalProtocolError
 from .alerts import HandshakeFailure, IllegalParameter
 from .constants import NamedGroup
 
@@ -49,7 +50,8 @@ class KeyShare:
                 if len(peer_public) != 32:
                     raise IllegalParameter(f"x25519 public key has {len(peer_public)} octets")
                 return self._x25519.exchange(x25519.X25519PublicKey.from_public_bytes(peer_public))
-            assert self._ec is not None  # constructor sets one of the two
+            if self._ec is None:
+                raise LocalProtocolError("internal state: _ec not set (constructor sets one of the two)")
             if not peer_public or peer_public[0] != 0x04:
                 raise IllegalParameter("EC point is not in uncompressed form")
             peer = ec.EllipticCurvePublicKey.from_encoded_point(_CURVES[self.group](), peer_public)

@@ -623,7 +623,8 @@ class IceAgent:
 
     def _send_check(self, pair: CandidatePair, now: float) -> None:
         gen = self._gen
-        assert gen.remote_pwd is not None  # _can_check() guarantees credentials
+        if gen.remote_pwd is None:
+            raise LocalProtocolError("internal state: gen.remote_pwd not set (_can_check() guarantees credentials)")
         use = self.controlling and pair.use_candidate
         msg, prflx = self._binding_request(gen, pair, use)
         txn = StunClientTransaction.for_message(

@@ -511,7 +511,8 @@ class TurnClient:
             body.append(Software(self._software))
         authenticated = self._key is not None
         if authenticated:
-            assert self._realm is not None and self._nonce is not None  # set together with the key
+            if self._realm is None or self._nonce is None:
+                raise LocalProtocolError("internal state: _realm, _nonce not set (set together with the key)")
             body += [Username(self._username), Realm(self._realm), Nonce(self._nonce)]
         msg = StunMessage(kind.value, MessageClass.REQUEST, new_transaction_id(self._rng), body)
         txn = StunClientTransaction.for_message(
