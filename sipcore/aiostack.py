@@ -106,7 +106,7 @@ class AioSipEndpoint:
                         method = line.split()[-1].decode("ascii", "replace")
                         break
             local = self.stack.sent_by.get(peer.transport, ("local", 0))
-            me = f"{local[0]}:{local[1]}"
+            me = f"{local[0]}:{local[1]}" if local[1] else local[0]
             src, dst = (str(peer), me) if direction == "in" else (me, str(peer))
             self.trace.append(LadderEntry(time=self.now(), src=src, dst=dst, label=label_for(first, method)))
         if self.on_trace is not None:

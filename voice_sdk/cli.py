@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="voice-sdk", description="Pure-Python SIP/RTP voice SDK")
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="run the platform and a full call in one process")
-    d.add_argument("--seconds", type=float, default=6.0, help="length of the echo call (default 6)")
+    d.add_argument("--seconds", type=float, default=8.0, help="length of the echo call (default 8)")
     d.add_argument("--out", default="demo-output", help="folder for pcap, trace, key log and WAV")
     d.add_argument("--g711", action="store_true", help="use G.711 even when Opus is available")
     d.add_argument("-v", "--verbose", action="store_true")
