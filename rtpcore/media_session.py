@@ -919,6 +919,10 @@ class MediaSession:
         rtt_ms = self._rtt * 1000.0 if self._rtt is not None else None
         network = (rtt_ms / 2 if rtt_ms is not None else 0.0) + self.config.ptime_ms  # packetisation + path
         codec = self._encoder.name if self._encoder is not None else "PCMU"
+        types = self._ice_types
+        pair = self.ice.selected_pair() if self.ice is not None else None
+        if pair is not None:
+            types = (pair[0].type.value, pair[1].type.value)
         q = estimate_quality(delay_ms=network, loss_percent=100 * max(inbound, self._outbound_loss),
                              jitter_ms=jitter_ms, codec=codec, jitter_buffer_ms=delay)
         return MediaStats(
@@ -926,8 +930,8 @@ class MediaSession:
             packets_sent=self.packets_sent, packets_received=self.packets_received,
             bytes_sent=self.bytes_sent, bytes_received=self.bytes_received,
             inbound_loss=inbound, outbound_loss=self._outbound_loss, jitter_ms=jitter_ms, rtt_ms=rtt_ms,
-            playout_delay_ms=delay, mos=q.mos, local_candidate_type=self._ice_types[0],
-            remote_candidate_type=self._ice_types[1] if self.ice is not None else (
+            playout_delay_ms=delay, mos=q.mos, local_candidate_type=types[0],
+            remote_candidate_type=types[1] if self.ice is not None else (
                 "prflx" if self._latched else "host"), discarded=self.discarded,
             jitter={k: getattr(js, k) for k in ("target_delay_ms", "late", "lost", "concealed", "duplicates")}
             if js is not None else {},

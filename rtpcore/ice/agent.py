@@ -401,6 +401,9 @@ class IceAgent:
             if c.addr == cand.addr and c.component == cand.component:
                 if c.type is CandidateType.PRFLX and cand.type is not CandidateType.PRFLX:
                     gen.remote_candidates[i] = cand  # signalled later than discovered (§7.3.1.3)
+                    for pair in gen.checklist.pairs:  # the pairs now name the signalled type
+                        if pair.remote is c:
+                            pair.remote = cand
                 return
         gen.remote_candidates.append(cand)
         gen.checklist.add_pairs(gen.local_candidates, [cand], self.controlling)
