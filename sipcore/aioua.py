@@ -393,7 +393,8 @@ class InviteSession:
                 if resp.body:
                     self.remote_sdp = resp.body
             return resp
-        assert resp is not None
+        if resp is None:
+            raise LocalProtocolError("internal state: re-INVITE loop ended without a response")
         return resp
 
     async def reinvite(self, sdp: bytes) -> SipResponse:
@@ -1345,7 +1346,8 @@ class UserAgent:
                 self.endpoint.respond(ev.transaction, make_response(ev.request, 400, "SUBSCRIBE needs Event",
                                                                     to_tag=random_tag(self.rng)))
             return None
-        assert self.on_subscribe is not None
+        if self.on_subscribe is None:
+            raise LocalProtocolError("internal state: on_subscribe not set")
         return self.on_subscribe(sub)
 
     def _on_new_invite(self, ev: RequestReceived, tx: ServerTransaction) -> Awaitable[None] | None:

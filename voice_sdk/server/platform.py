@@ -231,7 +231,8 @@ class Platform:
                               "ws_local": f"ws://{ws[0]}:{ws[1]}"})
         elif not ws_url:
             raise ValueError("PlatformConfig(sip=False) needs public_ws_url (the SIP server's WebSocket URL)")
-        assert ws_url is not None
+        if ws_url is None:
+            raise ValueError("no WebSocket URL to give clients")
         info = SipEndpointInfo(domain=c.domain, ws_url=ws_url, udp=c.public_udp or udp_addr,
                                tcp=c.public_tcp or tcp_addr, turn_urls=c.turn_urls, stun_urls=c.stun_urls)
         self.http = HttpApi(self.issuer, c.api_keys, c.sip_secret, c.turn_secret, info)
