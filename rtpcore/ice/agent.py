@@ -468,6 +468,8 @@ class IceAgent:
                 out = self._receive_on(payload, peer, relay.client.relayed_address, now)
         else:
             out = self._receive_on(data, addr, local_addr, now)
+            if out is not None:
+                return out  # application data on a known pair: no ICE state to re-evaluate (hot path)
         self._update(now)
         return out
 
