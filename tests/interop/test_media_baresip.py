@@ -354,9 +354,10 @@ def test_sdes_srtp_call_to_baresip(media_peers: dict) -> None:
     assert "SRTP is Enabled" in bs.log()
     # RTP header + 160 octets of PCMU + the 10-octet HMAC-SHA1-80 tag (AES_CM_128_HMAC_SHA1_80)
     check_rtp_both_ways(cap, result, payload_len=12 + 160 + 10)
-    # every SRTP packet authenticated; the one datagram we drop is baresip's plain RTCP APP
-    # "PING"/"PONG" hole-punch packet, sent before SRTCP starts (RFC 3711 §3.4 requires SRTCP)
-    assert result.media.discarded <= 1
+    # every SRTP packet authenticated; what we drop is baresip's plain RTCP APP "PING" and, when
+    # timing lets it answer ours, "PONG" hole-punch packets, sent before SRTCP starts (RFC 3711
+    # §3.4 requires SRTCP)
+    assert result.media.discarded <= 2
     assert_tone(result.received, 8000, BARESIP_HZ)
     theirs, rate = bs.recording("dec")
     assert_tone(theirs, rate, OUR_HZ)
