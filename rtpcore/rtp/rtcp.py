@@ -37,7 +37,7 @@ import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from ..errors import LocalProtocolError, RtpParseError
 
@@ -464,13 +464,30 @@ def pack_nack(lost: Iterable[int]) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class RtcpRtpfbPacket:
-    """Transport-layer feedback (RFC 4585 §6.2); ``fmt`` 1 is generic NACK."""
+class _FeedbackPacket:
+    """The common feedback layout (RFC 4585 §6.1): FMT in the count field, two SSRCs, FCI."""
 
     fmt: int
     ssrc: int
     media_ssrc: int
     fci: bytes = b""
+
+    packet_type: ClassVar[int]
+
+    @classmethod
+    def parse_body(cls, count: int, body: memoryview) -> Self:
+        if len(body) < 8:
+            raise RtpParseError("feedback packet shorter than its two SSRCs")
+        ssrc, media = _TWO_U32.unpack_from(body, 0)
+        return cls(count, ssrc, media, bytes(body[8:]))
+
+    def serialize(self) -> bytes:
+        return _header(self.fmt, self.packet_type, _pack_u32s((self.ssrc, self.media_ssrc)) + self.fci)
+
+
+@dataclass(frozen=True, slots=True)
+class RtcpRtpfbPacket(_FeedbackPacket):
+    """Transport-layer feedback (RFC 4585 §6.2); ``fmt`` 1 is generic NACK."""
 
     packet_type: ClassVar[int] = RtcpPacketType.RTPFB
 
@@ -485,25 +502,11 @@ class RtcpRtpfbPacket:
             return []
         return parse_nack(self.fci)
 
-    @classmethod
-    def parse_body(cls, count: int, body: memoryview) -> RtcpRtpfbPacket:
-        if len(body) < 8:
-            raise RtpParseError("feedback packet shorter than its two SSRCs")
-        ssrc, media = _TWO_U32.unpack_from(body, 0)
-        return cls(count, ssrc, media, bytes(body[8:]))
-
-    def serialize(self) -> bytes:
-        return _header(self.fmt, self.packet_type, _pack_u32s((self.ssrc, self.media_ssrc)) + self.fci)
 
 
 @dataclass(frozen=True, slots=True)
-class RtcpPsfbPacket:
+class RtcpPsfbPacket(_FeedbackPacket):
     """Payload-specific feedback (RFC 4585 §6.3); ``fmt`` 1 with no FCI is PLI."""
-
-    fmt: int
-    ssrc: int
-    media_ssrc: int
-    fci: bytes = b""
 
     packet_type: ClassVar[int] = RtcpPacketType.PSFB
 
@@ -515,15 +518,6 @@ class RtcpPsfbPacket:
     def is_pli(self) -> bool:
         return self.fmt == PsfbFormat.PLI
 
-    @classmethod
-    def parse_body(cls, count: int, body: memoryview) -> RtcpPsfbPacket:
-        if len(body) < 8:
-            raise RtpParseError("feedback packet shorter than its two SSRCs")
-        ssrc, media = _TWO_U32.unpack_from(body, 0)
-        return cls(count, ssrc, media, bytes(body[8:]))
-
-    def serialize(self) -> bytes:
-        return _header(self.fmt, self.packet_type, _pack_u32s((self.ssrc, self.media_ssrc)) + self.fci)
 
 
 # -- XR (RFC 3611) ---------------------------------------------------------------------
