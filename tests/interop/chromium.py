@@ -56,6 +56,39 @@ def in_private_netns(argv: list[str]) -> list[str]:
     return ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', *argv]
 
 
+def run_isolated_scenario(script: Path, name: str, *, timeout: float, result_prefix: str,
+                          cwd: Path) -> dict[str, Any]:
+    """Run ``script name`` in a private network namespace, in its own session (killed as a group
+    however it ends); return the JSON on its last ``result_prefix`` line, or fail the test."""
+    import subprocess
+    import sys
+    import time
+
+    import pytest
+
+    argv = in_private_netns([sys.executable, str(script), name])
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, cwd=cwd)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"scenario {name} did not finish in time\n{err[-4000:]}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # anything left in the scenario's session
+    lines = [ln for ln in out.splitlines() if ln.startswith(result_prefix)]
+    if not lines:
+        pytest.fail(f"scenario {name} exited {proc.returncode} without a result\n{out[-2000:]}\n{err[-4000:]}")
+    result: dict[str, Any] = json.loads(lines[-1][len(result_prefix):])
+    result["elapsed"] = time.monotonic() - started
+    result["stderr"] = err.splitlines()[-80:]
+    return result
+
+
 class PageHost:
     """Serves the pages and collects what they report (one entry per page id)."""
 

@@ -24,19 +24,13 @@ by process group id; the child is bounded by a subprocess timeout and killed the
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from chromium import BUNDLE, chromium_binary, in_private_netns
+from chromium import BUNDLE, chromium_binary, run_isolated_scenario
 from jssip_kamailio import (
     BEEP_HZ,
     BEEP_INTERVAL,
@@ -67,27 +61,8 @@ def _require() -> None:
 
 def run_scenario(name: str) -> dict[str, Any]:
     """Run one scenario in a private network namespace; its RESULT, or a failed test."""
-    argv = in_private_netns([sys.executable, str(SCENARIO), name])
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, cwd=ROOT)
-    try:
-        out, err = proc.communicate(timeout=SCENARIO_TIMEOUT + 20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"scenario {name} did not finish in time\n{err[-4000:]}")
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # anything left in the scenario's session
-    lines = [ln for ln in out.splitlines() if ln.startswith(RESULT_PREFIX)]
-    if not lines:
-        pytest.fail(f"scenario {name} exited {proc.returncode} without a result\n{out[-2000:]}\n{err[-4000:]}")
-    result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX):])
-    result["elapsed"] = time.monotonic() - started
-    result["stderr"] = err.splitlines()[-80:]
-    return result
+    return run_isolated_scenario(SCENARIO, name, timeout=SCENARIO_TIMEOUT + 20, result_prefix=RESULT_PREFIX,
+                                 cwd=ROOT)
 
 
 def _explain(result: dict[str, Any]) -> str:

@@ -34,20 +34,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from chromium import BUNDLE, Chromium, PageHost, chromium_binary, in_private_netns
+from chromium import BUNDLE, Chromium, PageHost, chromium_binary, run_isolated_scenario
 
 pytestmark = pytest.mark.interop
 
@@ -255,27 +250,8 @@ def _require_browser() -> None:
 
 def run_scenario(name: str) -> dict[str, Any]:
     """Run one scenario in a private network namespace; its RESULT line, or a failed test."""
-    argv = in_private_netns([sys.executable, str(HERE), name])
-    started = time.monotonic()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, cwd=HERE.parent.parent.parent)
-    try:
-        out, err = proc.communicate(timeout=SCENARIO_TIMEOUT + 20)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        pytest.fail(f"scenario {name} did not finish in time\n{err[-4000:]}")
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # anything left in the scenario's session
-    lines = [ln for ln in out.splitlines() if ln.startswith(RESULT_PREFIX)]
-    if not lines:
-        pytest.fail(f"scenario {name} exited {proc.returncode} without a result\n{out[-2000:]}\n{err[-4000:]}")
-    result: dict[str, Any] = json.loads(lines[-1][len(RESULT_PREFIX):])
-    result["elapsed"] = time.monotonic() - started
-    result["stderr"] = err.splitlines()[-80:]
-    return result
+    return run_isolated_scenario(HERE, name, timeout=SCENARIO_TIMEOUT + 20, result_prefix=RESULT_PREFIX,
+                                 cwd=HERE.parent.parent.parent)
 
 
 def _explain(result: dict[str, Any]) -> str:
